@@ -1,0 +1,1 @@
+"""Datasets stored as IDX files (MNIST and its relatives)."""
