@@ -1,0 +1,59 @@
+"""The one place that chooses the hot-loop kernels: NumPy (always there) or Numba (when importable).
+
+Every backend module offers the same functions with the same numbers (``conv2d_forward``,
+``conv2d_backward``, ``im2col``, ``col2im``, ``maxpool2d_forward``, ``maxpool2d_backward``,
+``relu_forward``, ``relu_backward``); layers call :func:`get_backend` and never ask which one runs.
+
+The choice comes from :func:`set_backend`, else the ``SCRATCHCNN_BACKEND`` environment variable,
+else ``"auto"``: Numba when it imports, NumPy otherwise (saying so once on stderr).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from types import ModuleType
+
+BACKENDS = ("numpy", "numba")
+CHOICES = ("auto", *BACKENDS)
+_active: ModuleType | None = None
+
+
+def _load(name: str) -> ModuleType:
+    return importlib.import_module(f"scratchcnn.kernels.{name}_kernels")
+
+
+def set_backend(name: str | None = None) -> str:
+    """Select the kernels by name ("numpy", "numba" or "auto"); return the name actually chosen.
+
+    ``None`` reads ``SCRATCHCNN_BACKEND`` (default "auto"). Asking for "numba" when it cannot be
+    imported raises ImportError; "auto" falls back to NumPy with one line on stderr.
+    """
+    global _active
+    requested = (name or os.environ.get("SCRATCHCNN_BACKEND") or "auto").strip().lower()
+    if requested not in CHOICES:
+        raise ValueError(f"unknown backend {requested!r}: choose one of {', '.join(CHOICES)}")
+    if requested == "auto":
+        try:
+            _active = _load("numba")
+        except ImportError as err:
+            print(
+                f"scratchcnn: numba unavailable ({err}); using the NumPy kernels", file=sys.stderr
+            )
+            _active = _load("numpy")
+    else:
+        _active = _load(requested)
+    return _active.NAME
+
+
+def get_backend() -> ModuleType:
+    """The active kernel module, chosen on first use if :func:`set_backend` was never called."""
+    if _active is None:
+        set_backend()
+    return _active
+
+
+def backend_name() -> str:
+    """Name of the active backend ("numpy" or "numba")."""
+    return get_backend().NAME

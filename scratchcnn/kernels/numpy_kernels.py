@@ -1,0 +1,188 @@
+"""Vectorized NumPy reference kernels: convolution by im2col + one BLAS product, max pooling, ReLU.
+
+Conventions shared by every backend (see ``scratchcnn.kernels``):
+
+* Activations are NCHW (batch, channels, height, width). Arrays may be non-contiguous views:
+  the convolution returns a logically NCHW view of a channel-major buffer, which saves a transpose;
+  every kernel here reads its inputs through their strides.
+* ``pads`` is ``(top, bottom, left, right)`` and ``stride`` is ``(sh, sw)``, both resolved by the layer.
+* The im2col matrix ``cols`` has shape ``(C*KH*KW, N*OH*OW)``: row ``(c, i, j)``, column ``(n, oh, ow)``.
+  That order makes each copy below move whole output rows, and lets one matrix product
+  ``weight.reshape(F, -1) @ cols`` compute the whole batch.
+* Max pooling keeps, per window, the flat index ``i*KW + j`` of its first maximum (uint8), so ties
+  send the gradient to exactly one input.
+
+No Python loop runs over images or pixels: the loops below run over the KH*KW kernel offsets, each
+iteration a whole-batch strided array operation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+NAME = "numpy"
+
+
+def output_size(size: int, kernel: int, stride: int, pad_total: int) -> int:
+    """Spatial output size of a window of ``kernel`` sliding by ``stride`` over padded ``size``."""
+    return (size + pad_total - kernel) // stride + 1
+
+
+def _pad(x: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
+    top, bottom, left, right = pads
+    if top == bottom == left == right == 0:
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+
+
+def im2col(
+    x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], pads: tuple[int, int, int, int]
+) -> np.ndarray:
+    """Unfold ``x`` (N, C, H, W) into ``cols`` (C*KH*KW, N*OH*OW), one column per output pixel."""
+    sh, sw = stride
+    xp = _pad(x, pads)
+    n, c, hp, wp = xp.shape
+    oh = (hp - kh) // sh + 1
+    ow = (wp - kw) // sw + 1
+    s_n, s_c, s_h, s_w = xp.strides
+    windows = as_strided(
+        xp,
+        shape=(c, kh, kw, n, oh, ow),
+        strides=(s_c, s_h, s_w, s_n, s_h * sh, s_w * sw),
+        writeable=False,
+    )
+    cols = np.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
+    np.copyto(cols, windows)
+    return cols.reshape(c * kh * kw, n * oh * ow)
+
+
+def col2im(
+    cols: np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    kh: int,
+    kw: int,
+    stride: tuple[int, int],
+    pads: tuple[int, int, int, int],
+) -> np.ndarray:
+    """Fold ``cols`` (C*KH*KW, N*OH*OW) back to (N, C, H, W), summing where windows overlap.
+
+    The adjoint of :func:`im2col`. One strided ``+=`` per kernel offset (KH*KW of them) replaces the
+    per-element scatter of ``np.add.at``, which is two orders of magnitude slower.
+    """
+    n, c, h, w = x_shape
+    sh, sw = stride
+    top, bottom, left, right = pads
+    hp, wp = h + top + bottom, w + left + right
+    oh = (hp - kh) // sh + 1
+    ow = (wp - kw) // sw + 1
+    cols6 = cols.reshape(c, kh, kw, n, oh, ow)
+    padded = np.zeros((c, n, hp, wp), dtype=cols.dtype)  # channel-major, like cols
+    for i in range(kh):
+        for j in range(kw):
+            padded[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw] += cols6[:, i, j]
+    return padded[:, :, top : top + h, left : left + w].transpose(1, 0, 2, 3)
+
+
+def conv2d_forward(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    stride: tuple[int, int],
+    pads: tuple[int, int, int, int],
+    keep_cols: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Convolve ``x`` (N, C, H, W) with ``weight`` (F, C, KH, KW); return (out (N, F, OH, OW), cols).
+
+    ``cols`` is what the backward pass needs (None when ``keep_cols`` is False, at inference).
+    """
+    f, _, kh, kw = weight.shape
+    n = x.shape[0]
+    cols = im2col(x, kh, kw, stride, pads)
+    out = weight.reshape(f, -1) @ cols  # (F, N*OH*OW): the whole batch in one BLAS call
+    if bias is not None:
+        out += bias[:, None]
+    oh = output_size(x.shape[2], kh, stride[0], pads[0] + pads[1])
+    ow = output_size(x.shape[3], kw, stride[1], pads[2] + pads[3])
+    out = out.reshape(f, n, oh, ow).transpose(1, 0, 2, 3)
+    return out, (cols if keep_cols else None)
+
+
+def conv2d_backward(
+    dout: np.ndarray,
+    cols: np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    weight: np.ndarray,
+    stride: tuple[int, int],
+    pads: tuple[int, int, int, int],
+    need_dx: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Gradients of a convolution: (dx (N, C, H, W) or None, dweight like weight, dbias (F,))."""
+    f, _, kh, kw = weight.shape
+    dout2d = dout.transpose(1, 0, 2, 3).reshape(
+        f, -1
+    )  # (F, N*OH*OW); free if dout is channel-major
+    dweight = (dout2d @ cols.T).reshape(weight.shape)
+    dbias = dout2d.sum(axis=1)
+    if not need_dx:
+        return None, dweight, dbias
+    dcols = weight.reshape(f, -1).T @ dout2d
+    return col2im(dcols, x_shape, kh, kw, stride, pads), dweight, dbias
+
+
+def _pool_view(x: np.ndarray, i: int, j: int, oh: int, ow: int, stride: tuple[int, int]):
+    sh, sw = stride
+    return x[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw]
+
+
+def maxpool2d_forward(
+    x: np.ndarray, pool: tuple[int, int], stride: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Max over each window of ``x`` (N, C, H, W): return (out (N, C, OH, OW), argmax uint8).
+
+    Windows that do not fit at the bottom/right edge are dropped (floor mode, Keras's "valid").
+    ``argmax`` holds ``i*KW + j`` of the first maximum of each window.
+    """
+    kh, kw = pool
+    oh = output_size(x.shape[2], kh, stride[0], 0)
+    ow = output_size(x.shape[3], kw, stride[1], 0)
+    out = _pool_view(x, 0, 0, oh, ow, stride).copy()
+    argmax = np.zeros(out.shape, dtype=np.uint8)
+    for k in range(1, kh * kw):
+        candidate = _pool_view(x, k // kw, k % kw, oh, ow, stride)
+        larger = candidate > out  # strict: the first maximum wins a tie
+        np.copyto(out, candidate, where=larger)
+        np.copyto(argmax, k, where=larger)
+    return out, argmax
+
+
+def maxpool2d_backward(
+    dout: np.ndarray,
+    argmax: np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    pool: tuple[int, int],
+    stride: tuple[int, int],
+) -> np.ndarray:
+    """Route ``dout`` (N, C, OH, OW) to the one input that won each window; return (N, C, H, W)."""
+    kh, kw = pool
+    oh, ow = dout.shape[2], dout.shape[3]
+    dx = np.zeros(x_shape, dtype=dout.dtype)
+    overlapping = stride[0] < kh or stride[1] < kw
+    for k in range(kh * kw):
+        routed = np.where(argmax == k, dout, 0)
+        target = _pool_view(dx, k // kw, k % kw, oh, ow, stride)
+        if overlapping:
+            target += routed
+        else:
+            target[...] = routed
+    return dx
+
+
+def relu_forward(x: np.ndarray) -> np.ndarray:
+    """max(x, 0), elementwise, same shape and dtype."""
+    return np.maximum(x, 0)
+
+
+def relu_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Pass ``dout`` where the ReLU's output was positive, 0 elsewhere."""
+    return np.where(out > 0, dout, 0).astype(dout.dtype, copy=False)

@@ -1,0 +1,204 @@
+"""Sequential: a stack of layers built from an input shape, trained and used batch by batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from scratchcnn.layers import Dropout, Layer, Parameter, ReLU, _WeightedLayer
+from scratchcnn.losses import SoftmaxCrossEntropy, softmax
+
+
+class Sequential:
+    """Layers applied in order to per-sample inputs of ``input_shape`` (e.g. (1, 28, 28), NCHW).
+
+    Building infers every layer's shape, so ``Conv2D(32, 3)`` never repeats its channel count.
+    All randomness (initial weights, dropout masks) comes from one ``numpy.random.Generator``:
+    pass ``rng``, or a ``seed`` — the same seed gives the same weights bit for bit.
+    ``dtype`` is float32 by default; gradient checks build the same model in float64.
+    """
+
+    def __init__(
+        self,
+        layers: Iterable[Layer],
+        input_shape,
+        seed: int | None = None,
+        rng: np.random.Generator | None = None,
+        dtype=np.float32,
+    ):
+        self.layers: list[Layer] = list(layers)
+        if not self.layers:
+            raise ValueError("a Sequential model needs at least one layer")
+        for layer in self.layers:
+            if not isinstance(layer, Layer):
+                raise TypeError(f"{layer!r} is not a scratchcnn layer")
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.dtype = np.dtype(dtype)
+        self.rng = rng if rng is not None else np.random.default_rng(seed)
+        self.metadata: dict = {}  # JSON-able notes saved with the model (e.g. training metrics)
+        self.output_shape = self._build()
+
+    def _build(self) -> tuple[int, ...]:
+        shape = self.input_shape
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, _WeightedLayer):
+                following = next(
+                    (nxt for nxt in self.layers[i + 1 :] if not isinstance(nxt, Dropout)), None
+                )
+                layer.followed_by_relu = isinstance(following, ReLU)
+            layer.needs_input_grad = i > 0
+            try:
+                shape = layer.build(shape, self.rng, self.dtype)
+            except ValueError as err:
+                raise ValueError(f"layer {i} ({type(layer).__name__}): {err}") from err
+        return tuple(shape)
+
+    # -- parameters -------------------------------------------------------------------------
+    def named_parameters(self) -> list[tuple[str, Parameter]]:
+        """``("layers.<i>.<name>", Parameter)`` for every parameter, in a fixed order."""
+        return [
+            (f"layers.{i}.{name}", param)
+            for i, layer in enumerate(self.layers)
+            for name, param in layer.params.items()
+        ]
+
+    def parameters(self) -> list[Parameter]:
+        return [param for _, param in self.named_parameters()]
+
+    def count_params(self) -> int:
+        return sum(p.data.size for p in self.parameters())
+
+    # -- passes -----------------------------------------------------------------------------
+    def _check_input(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.shape[1:] != self.input_shape:
+            raise ValueError(
+                f"input of shape {x.shape} does not fit this model: expected (N, "
+                f"{', '.join(map(str, self.input_shape))})"
+            )
+        return x.astype(self.dtype, copy=False)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Logits (N, *output_shape) for a batch ``x`` (N, *input_shape).
+
+        ``training=True`` applies dropout and keeps what :meth:`backward` needs.
+        """
+        out = self._check_input(x)
+        for layer in self.layers:
+            out = layer.forward(out, training)
+        return out
+
+    __call__ = forward
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        """Back-propagate d(loss)/d(logits), filling every ``param.grad``."""
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+    def train_step(self, x, y, optimizer, loss: SoftmaxCrossEntropy | None = None):
+        """One SGD step on batch ``x`` (N, *input_shape), labels ``y`` (N,).
+
+        Returns ``(mean loss, number of correct predictions)`` measured before the update.
+        """
+        loss = loss or SoftmaxCrossEntropy()
+        logits = self.forward(x, training=True)
+        value = loss.forward(logits, y)
+        self.backward(loss.backward())
+        optimizer.step()
+        return value, int((logits.argmax(axis=1) == y).sum())
+
+    def predict_proba(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities (N, K), float32, computed ``batch_size`` images at a time."""
+        x = self._check_input(x)
+        chunks = [
+            softmax(self.forward(x[i : i + batch_size])) for i in range(0, len(x), batch_size)
+        ]
+        if not chunks:
+            return np.zeros((0, *self.output_shape), dtype=self.dtype)
+        return np.concatenate(chunks)
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Predicted class (N,) int64."""
+        return self.predict_proba(x, batch_size).argmax(axis=1)
+
+    def evaluate(self, x, y, batch_size: int = 256) -> tuple[float, float]:
+        """(mean cross-entropy, accuracy) on ``x`` (N, *input_shape), labels ``y`` (N,)."""
+        loss = SoftmaxCrossEntropy()
+        total_loss, correct = 0.0, 0
+        for i in range(0, len(x), batch_size):
+            logits = self.forward(x[i : i + batch_size])
+            total_loss += loss.forward(logits, y[i : i + batch_size]) * len(logits)
+            correct += int((logits.argmax(axis=1) == y[i : i + batch_size]).sum())
+        return total_loss / max(len(x), 1), correct / max(len(x), 1)
+
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        optimizer,
+        epochs: int = 1,
+        batch_size: int = 128,
+        schedule: Callable[[int], float] | None = None,
+        on_batch: Callable[[int, int, float, int], None] | None = None,
+    ) -> list[dict]:
+        """Train for ``epochs`` passes over shuffled ``x``, ``y``; return per-epoch loss/accuracy.
+
+        ``schedule(step)`` sets the learning rate before each step; ``on_batch(epoch, step, loss,
+        correct)`` is called after each. Shuffling uses the model's Generator.
+        """
+        history, step = [], 0
+        loss = SoftmaxCrossEntropy()
+        for epoch in range(epochs):
+            order = self.rng.permutation(len(x))
+            total_loss, total_correct = 0.0, 0
+            for start in range(0, len(x), batch_size):
+                idx = order[start : start + batch_size]
+                if schedule is not None:
+                    optimizer.lr = schedule(step)
+                value, correct = self.train_step(x[idx], y[idx], optimizer, loss)
+                total_loss += value * len(idx)
+                total_correct += correct
+                if on_batch is not None:
+                    on_batch(epoch, step, value, correct)
+                step += 1
+            history.append({"loss": total_loss / len(x), "accuracy": total_correct / len(x)})
+        return history
+
+    # -- description ------------------------------------------------------------------------
+    def summary(self, print_fn: Callable[[str], None] | None = print) -> str:
+        """A Keras-style table of each layer's output shape and parameter count."""
+        rows = [("Layer (type)", "Output Shape", "Param #")]
+        for i, layer in enumerate(self.layers):
+            n = sum(p.data.size for p in layer.params.values())
+            shape = "(None, " + ", ".join(map(str, layer.output_shape)) + ")"
+            rows.append((f"{i}: {type(layer).__name__}", shape, f"{n:,}"))
+        widths = [max(len(r[c]) for r in rows) + 3 for c in range(3)]
+        rule = "-" * sum(widths)
+
+        def fmt(r):
+            return f"{r[0]:<{widths[0]}}{r[1]:<{widths[1]}}{r[2]:>{widths[2] - 3}}"
+
+        lines = [f"Sequential: input (None, {', '.join(map(str, self.input_shape))})", rule]
+        lines += [fmt(rows[0]), rule.replace("-", "=")]
+        lines += [fmt(r) for r in rows[1:]]
+        lines += [rule, f"Total params: {self.count_params():,} ({self.dtype.name})"]
+        text = "\n".join(lines)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def get_config(self) -> dict:
+        """JSON-able architecture: input shape, dtype, and each layer's class and config."""
+        return {
+            "input_shape": list(self.input_shape),
+            "dtype": self.dtype.name,
+            "layers": [
+                {"class": type(layer).__name__, "config": layer.get_config()}
+                for layer in self.layers
+            ],
+        }
+
+    def __repr__(self) -> str:
+        return f"Sequential({len(self.layers)} layers, params={self.count_params()})"
