@@ -115,7 +115,9 @@ class Trainer:
     def _make_schedule(self):
         c, total = self.config, self.config.epochs * self.steps_per_epoch
         if c.schedule == "cosine":
-            return CosineSchedule(c.lr, total, warmup_steps=int(c.warmup_epochs * self.steps_per_epoch))
+            return CosineSchedule(
+                c.lr, total, warmup_steps=int(c.warmup_epochs * self.steps_per_epoch)
+            )
         if c.schedule == "step":
             return StepSchedule(c.lr, c.step_epochs * self.steps_per_epoch, gamma=0.1)
         return ConstantSchedule(c.lr)
@@ -236,7 +238,9 @@ class Trainer:
                 raise ModelFileError(f"{path}: architecture does not match its config")
             params = {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")}
             load_model_state(trainer.model, params, source=str(path))
-            velocities = [arrays[f"optimizer/{i}"] for i in range(len(trainer.optimizer.velocities))]
+            velocities = [
+                arrays[f"optimizer/{i}"] for i in range(len(trainer.optimizer.velocities))
+            ]
             trainer.optimizer.load_state_dict({**meta["optimizer"], "velocities": velocities})
             trainer.rng.bit_generator.state = meta["rng_state"]
             trainer.epoch, trainer.position = int(meta["epoch"]), int(meta["position"])
@@ -249,5 +253,7 @@ class Trainer:
         except ModelFileError:
             raise
         except (KeyError, TypeError, ValueError) as err:
-            raise ModelFileError(f"{path}: corrupt checkpoint ({type(err).__name__}: {err})") from err
+            raise ModelFileError(
+                f"{path}: corrupt checkpoint ({type(err).__name__}: {err})"
+            ) from err
         return trainer
