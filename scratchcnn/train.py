@@ -219,6 +219,8 @@ def train(args) -> int:
     )
     if isinstance(args.resume, str):
         checkpoint = Path(args.resume)
+    if not args.resume:
+        config_from_args(args).validate()  # refuse meaningless flags before loading anything
     check_writable(args.output)
     check_writable(checkpoint)
     if args.metrics_json:
