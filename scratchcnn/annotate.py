@@ -112,3 +112,24 @@ def debug_view(frame: np.ndarray, result: FrameResult, fps: float | None = None)
     view = draw_detections(view, result.detections, fps, info="debug: mask and crops")
     labels = [f"{int(p.argmax())} {float(p.max()):.0%}" for p in np.asarray(result.probabilities)]
     return np.vstack([view, crop_strip(result.crops, labels, width=w)])
+
+
+def window_problem() -> str | None:
+    """Why this process cannot open an OpenCV window, or None when it can (as far as one can
+    tell without opening one): a build without a GUI backend (``opencv-python-headless``), or on
+    Linux no display to show it on (Qt would abort the whole process rather than raise)."""
+    import os
+    import re
+    import sys
+
+    gui = re.search(r"^\s*GUI:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
+    if gui is None or gui.group(1).upper() in ("NONE", "NO"):
+        return (
+            f"this OpenCV ({cv2.__version__}) was built without a GUI, so it cannot open a "
+            'window (opencv-python-headless?); pip install "opencv-python" for windows'
+        )
+    if sys.platform.startswith("linux"):
+        platform = os.environ.get("QT_QPA_PLATFORM", "")
+        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or platform):
+            return "no display to open a window on (DISPLAY is not set)"
+    return None
