@@ -205,12 +205,11 @@ def _belong_together(a: Box, b: Box, merge_gap: float) -> bool:
     tall, short = max(a[3], b[3]), min(a[3], b[3])
     if gap <= 0:
         return True
+    if short > 0.6 * tall:  # similar heights (e.g. two rows of digits): only a hairline joins
+        return gap <= 0.1 * tall
     if gap > merge_gap * tall:
         return False
     merged = _union(a, b)
-    # Similar heights (e.g. two rows of digits): only a hairline gap joins them.
-    if short > 0.6 * tall and gap > 0.1 * tall:
-        return False
     return merged[3] <= 1.7 * tall and merged[2] <= 1.6 * merged[3]
 
 
