@@ -27,6 +27,7 @@ corner.
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass, field
 
 import cv2
@@ -91,7 +92,8 @@ class FrameResult:
     * ``mask``: uint8 (H, W), 255 where ink was found — the threshold image of a debug view;
     * ``crops``: float32 (N, 1, 28, 28), what the network saw, one per candidate, in the order of
       ``boxes`` (reading order), before the confidence filter;
-    * ``boxes``: the N candidate boxes; ``probabilities``: float32 (N, 10), the network's output.
+    * ``boxes``: the N candidate boxes; ``probabilities``: float32 (N, 10), the network's output;
+    * ``timings``: milliseconds spent finding candidates, normalizing crops and predicting.
     """
 
     detections: list[Detection]
@@ -99,6 +101,7 @@ class FrameResult:
     crops: np.ndarray
     boxes: list[Box]
     probabilities: np.ndarray
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def text(self) -> str:
@@ -436,16 +439,24 @@ class DigitReader:
 
         Blank, saturated, tiny or malformed frames give an empty result, never an exception.
         """
+        start = time.perf_counter()
         gray = to_gray(frame)
         if gray is None or min(gray.shape) < self.config.min_height + 2:
             return empty_result(gray.shape if gray is not None else (0, 0))
         darkness, mask, boxes, groups = self.candidates(gray)
+        found = time.perf_counter()
+        timings = {"candidates": 1e3 * (found - start), "crops": 0.0, "predict": 0.0}
         if not boxes:
-            return _no_digits(mask)
+            result = _no_digits(mask)
+            result.timings = timings
+            return result
         crops = np.stack(
             [self.crop(darkness, box, group) for box, group in zip(boxes, groups, strict=True)]
         )[:, None]
+        cropped = time.perf_counter()
         probabilities = np.asarray(self.model.predict_proba(crops), dtype=np.float32)
+        timings["crops"] = 1e3 * (cropped - found)
+        timings["predict"] = 1e3 * (time.perf_counter() - cropped)
         digits = probabilities.argmax(axis=1)
         detections = []
         for box, digit, probs in zip(boxes, digits, probabilities, strict=True):
@@ -454,7 +465,7 @@ class DigitReader:
                 detections.append(
                     Detection(tuple(int(v) for v in box), int(digit), confidence, probs)
                 )
-        return FrameResult(detections, mask, crops, boxes, probabilities)
+        return FrameResult(detections, mask, crops, boxes, probabilities, timings)
 
     __call__ = read
 
