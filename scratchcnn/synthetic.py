@@ -130,28 +130,41 @@ class FrameRenderer:
         return cv2.imdecode(encoded, cv2.IMREAD_COLOR)
 
     # -- the digits ------------------------------------------------------------------------------
-    def _place(self, rng, heights: list[int]) -> list[tuple[float, float]]:
-        """Centers for digits of the given heights, apart from each other and from the edges;
-        a digit that finds no room after many tries shrinks (its height is updated in place)."""
-        w, h = self.config.size
-        margin = self.config.margin
-        placed: list[tuple[float, float, float, float]] = []  # cx, cy, half w, half h
-        centers = []
-        for k in range(len(heights)):
-            for attempt in range(400):
+    def _ink_aspect(self, index: int) -> float:
+        """Width / height of the ink of source image ``index``."""
+        ys, xs = np.nonzero(self.images[index] > 90)
+        if len(ys) == 0:
+            return 1.0
+        return (xs.max() - xs.min() + 1) / float(ys.max() - ys.min() + 1)
+
+    def _layout(self, rng, n_digits: int) -> list[tuple[int, int, float, float, float]]:
+        """Up to ``n_digits`` digits as (index, height, angle, cx, cy), their rotated ink boxes
+        apart from each other by at least 0.15 of the sum of their heights and inside the margins. A digit
+        that finds no room shrinks; one that still finds none is left out."""
+        c = self.config
+        w, h = c.size
+        lo, hi = c.digit_height
+        hi_fit = int(min(hi, 0.75 * h / max(1.0, np.sqrt(n_digits))))
+        indices = rng.choice(len(self.images), size=n_digits, replace=False)
+        placed = []  # (index, height, angle, cx, cy, half width, half height)
+        for index in indices:
+            height = int(rng.uniform(lo, max(lo, hi_fit) + 1))
+            angle = rng.uniform(-c.max_rotation, c.max_rotation)
+            width = self._ink_aspect(index) * height
+            cos, sin = abs(np.cos(np.deg2rad(angle))), abs(np.sin(np.deg2rad(angle)))
+            for attempt in range(500):
                 if attempt and attempt % 100 == 0:
-                    heights[k] = max(self.config.digit_height[0], int(heights[k] * 0.8))
-                hh = heights[k] * 0.5 + 0.3 * heights[k]  # half height plus a gap
-                hw = heights[k] * 0.45 + 0.3 * heights[k]
-                cx = rng.uniform(margin * w + hw, (1 - margin) * w - hw)
-                cy = rng.uniform(margin * h + hh, (1 - margin) * h - hh)
-                if all(
-                    abs(cx - px) > hw + pw or abs(cy - py) > hh + ph for px, py, pw, ph in placed
-                ):
+                    height, width = max(lo, int(height * 0.85)), width * 0.85
+                hw = 0.5 * (width * cos + height * sin) + 0.15 * height
+                hh = 0.5 * (width * sin + height * cos) + 0.15 * height
+                if 2 * hw >= (1 - 2 * c.margin) * w or 2 * hh >= (1 - 2 * c.margin) * h:
+                    continue
+                cx = rng.uniform(c.margin * w + hw, (1 - c.margin) * w - hw)
+                cy = rng.uniform(c.margin * h + hh, (1 - c.margin) * h - hh)
+                if all(abs(cx - p[3]) > hw + p[5] or abs(cy - p[4]) > hh + p[6] for p in placed):
+                    placed.append((int(index), height, angle, cx, cy, hw, hh))
                     break
-            placed.append((cx, cy, hw, hh))
-            centers.append((cx, cy))
-        return centers
+        return [p[:5] for p in placed]
 
     def render(
         self, rng: np.random.Generator, n_digits: int
@@ -160,20 +173,18 @@ class FrameRenderer:
 
         Each digit is a random test image, scaled so its ink is 36-120 pixels tall (less when many
         share the frame), rotated by up to 12 degrees; the whole sheet is then tilted in
-        perspective, lit unevenly and photographed (blur, noise, JPEG).
+        perspective, lit unevenly and photographed (blur, noise, JPEG). Digits never touch; in
+        the rare frame where one finds no room, the frame has fewer digits (see the truth).
         """
         c = self.config
         w, h = c.size
-        lo, hi = c.digit_height
-        hi_fit = int(min(hi, 0.75 * h / max(1.0, np.sqrt(n_digits))))
-        heights = [int(rng.uniform(lo, max(lo, hi_fit) + 1)) for _ in range(n_digits)]
-        centers = self._place(rng, heights)
-        indices = rng.choice(len(self.images), size=n_digits, replace=False)
+        layout = self._layout(rng, n_digits)
+        indices = [index for index, *_ in layout]
         ink = np.zeros((h, w), dtype=np.float32)
-        points = []
-        for index, height, (cx, cy) in zip(indices, heights, centers, strict=True):
-            angle = rng.uniform(-c.max_rotation, c.max_rotation)
-            points.append(self._draw_digit(ink, self.images[index], height, angle, cx, cy))
+        points = [
+            self._draw_digit(ink, self.images[index], height, angle, cx, cy)
+            for index, height, angle, cx, cy in layout
+        ]
         homography = self._perspective(rng)
         ink = cv2.warpPerspective(ink, homography, (w, h), flags=cv2.INTER_LINEAR)
         truth = []

@@ -49,14 +49,15 @@ class ReaderConfig:
 
     min_height: int = 14  # smaller candidates are noise or too small to read
     max_height_fraction: float = 0.9  # taller than this fraction of the frame: not a digit
-    max_aspect: float = 1.6  # width / height above this: a line, a smudge, touching digits
+    max_aspect: float = 2.0  # width / height above this: a line, a smudge, touching digits
     min_density: float = 0.04  # ink pixels / box area below this: a thin ring or scribble
     max_blob_density: float = 0.8  # a box at least ~0.4 as wide as tall and denser: a blob
     min_contrast: float = 0.22  # ink must be at least this much darker than its paper (0..1)
+    hysteresis: float = 0.6  # faint stroke parts down to this fraction of the threshold count
     min_paper: int = 24  # frames (or regions) darker than this gray level hold no paper
     paper_kernel_fraction: float = 0.08  # background kernel, as a fraction of the short side
     reject_border: bool = True  # drop candidates touching the frame's edge (cut-off digits)
-    merge_gap: float = 0.35  # vertical gap (fraction of the taller piece) bridged when merging
+    merge_gap: float = 0.15  # vertical gap (fraction of the taller piece) a fragment may cross
     deskew: bool = False  # straighten slanted digits with their second moments (MNIST was not)
     thicken: bool = True  # dilate strokes much thinner than MNIST's before fitting into 20x20
     min_confidence: float = 0.0  # detections below this probability are dropped
@@ -175,18 +176,38 @@ def ink_darkness(gray: np.ndarray, paper: np.ndarray, min_paper: int = 24) -> np
     return darkness
 
 
-def ink_mask(darkness: np.ndarray, min_contrast: float = 0.22) -> np.ndarray:
-    """Binary mask uint8 (H, W) in {0, 255} of the ink in a darkness image.
+def noise_level(gray: np.ndarray, paper: np.ndarray, step: int = 4) -> float:
+    """Robust standard deviation of the pixels' relative difference from the paper (0..1), from
+    every ``step``-th row and column: 1.4826 times the median absolute deviation, which ink
+    (a minority of pixels) hardly moves."""
+    g = gray[::step, ::step].astype(np.float32)
+    p = np.maximum(paper[::step, ::step].astype(np.float32), 1.0)
+    relative = (p - g) / p
+    return float(1.4826 * np.median(np.abs(relative - np.median(relative))))
 
-    Otsu's threshold adapts to the ink's darkness; ``min_contrast`` (relative darkness, 0..1) is
-    its floor, so paper with noise and no ink gives an empty mask. A 3x3 median removes isolated
-    noise pixels and a 3x3 closing mends strokes cut by a pixel.
+
+def ink_mask(
+    darkness: np.ndarray, min_contrast: float = 0.22, hysteresis: float = 0.6, noise: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Binary masks uint8 (H, W) in {0, 255} of the ink in a darkness image: ``(weak, strong)``.
+
+    ``strong`` is above Otsu's threshold, never lower than ``min_contrast`` (relative darkness,
+    0..1) nor than 4.5 times the ``noise`` level (see :func:`noise_level`; a dark, grainy frame
+    needs more contrast), so paper with noise and no ink has no strong pixels at all. ``weak`` is above
+    ``hysteresis`` times that threshold: a faint stretch of a stroke that the strong threshold
+    would cut is weak, and a weak piece counts as ink when it holds strong pixels (hysteresis
+    thresholding, as in Canny's edge detector). A 3x3 median removes isolated noise pixels and a
+    3x3 closing mends strokes cut by a pixel.
     """
-    floor = int(round(255 * min_contrast))
+    floor = int(round(255 * max(min_contrast, 4.5 * noise)))
     otsu, _ = cv2.threshold(darkness, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    _, mask = cv2.threshold(darkness, max(otsu, floor), 255, cv2.THRESH_BINARY)
-    mask = cv2.medianBlur(mask, 3)
-    return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    high = max(otsu, floor)
+    low = max(high * hysteresis, 255 * 3.0 * noise)
+    _, weak = cv2.threshold(darkness, int(low), 255, cv2.THRESH_BINARY)
+    weak = cv2.medianBlur(weak, 3)
+    weak = cv2.morphologyEx(weak, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    _, strong = cv2.threshold(darkness, high, 255, cv2.THRESH_BINARY)
+    return weak, cv2.bitwise_and(strong, weak)
 
 
 # -- step 3: candidate boxes ---------------------------------------------------------------------
@@ -197,26 +218,34 @@ def _union(a: Box, b: Box) -> Box:
 
 
 def _belong_together(a: Box, b: Box, merge_gap: float) -> bool:
-    """Are two pieces parts of one digit? They must overlap horizontally (by half the narrower
-    one, or one contains the other's center column) and be close vertically; pieces of similar
-    height need a tiny gap, so two rows of digits stay apart."""
-    ax0, ax1, bx0, bx1 = a[0], a[0] + a[2], b[0], b[0] + b[2]
-    overlap = min(ax1, bx1) - max(ax0, bx0)
-    if overlap < 0.5 * min(a[2], b[2]):
+    """Are two pieces parts of one digit?
+
+    Pieces that overlap vertically join when they also overlap horizontally by half the narrower
+    one, or when the smaller is a *fragment* (at most 0.4 of the other's height: the detached
+    bar of a 5, a dot). Pieces one above the other join across a hairline gap (a stroke cut in
+    two), or a fragment across a gap of up to ``merge_gap`` of the taller one's height. Two rows
+    of digits, or neighbours in a row, stay apart.
+    """
+    tall, short = max(a[3], b[3]), min(a[3], b[3])
+    overlap = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    if overlap <= 0:
         return False
     gap = max(a[1], b[1]) - min(a[1] + a[3], b[1] + b[3])  # negative when they overlap
-    tall, short = max(a[3], b[3]), min(a[3], b[3])
+    narrow_overlap = overlap >= 0.5 * min(a[2], b[2])
+    fragment = short <= 0.4 * tall
     if gap <= 0:
+        return narrow_overlap or fragment
+    if not narrow_overlap:
+        return False
+    if gap <= 0.1 * tall and short > 0.4 * tall:  # a stroke cut by a hairline
         return True
-    if short > 0.6 * tall:  # similar heights (e.g. two rows of digits): only a hairline joins
-        return gap <= 0.1 * tall
-    if gap > merge_gap * tall:
+    if not fragment or gap > merge_gap * tall:
         return False
     merged = _union(a, b)
-    return merged[3] <= 1.7 * tall and merged[2] <= 1.6 * merged[3]
+    return merged[3] <= 1.5 * tall and merged[2] <= 1.6 * merged[3]
 
 
-def merge_pieces(boxes: list[Box], merge_gap: float = 0.35) -> list[list[int]]:
+def merge_pieces(boxes: list[Box], merge_gap: float = 0.15) -> list[list[int]]:
     """Group indices of ``boxes`` that are pieces of one digit; returns the groups (lists of
     indices into ``boxes``), each group's members sorted. Repeats until no two groups join."""
     groups = [[i] for i in range(len(boxes))]
@@ -372,14 +401,19 @@ class DigitReader:
         h, w = gray.shape
         paper = paper_brightness(gray, c.paper_kernel_fraction)
         darkness = ink_darkness(gray, paper, c.min_paper)
-        mask = ink_mask(darkness, c.min_contrast)
+        noise = noise_level(gray, paper)
+        mask, strong = ink_mask(darkness, c.min_contrast, c.hysteresis, noise)
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         if not contours:
             return darkness, mask, [], []
-        # Pieces smaller than a few pixels are noise: drop them before merging.
-        pieces = [(cnt, cv2.boundingRect(cnt)) for cnt in contours]
+        # Pieces smaller than a few pixels are noise, pieces without strong ink are faint
+        # smudges or shadows: drop them before merging.
         tiny = max(2, c.min_height // 5)
-        pieces = [(cnt, b) for cnt, b in pieces if max(b[2], b[3]) >= tiny]
+        pieces = []
+        for cnt in contours:
+            x, y, bw, bh = box = cv2.boundingRect(cnt)
+            if max(bw, bh) >= tiny and cv2.countNonZero(strong[y : y + bh, x : x + bw]):
+                pieces.append((cnt, box))
         piece_boxes = [b for _, b in pieces]
         boxes, groups = [], []
         max_h = c.max_height_fraction * h
@@ -403,19 +437,25 @@ class DigitReader:
         order = reading_order(boxes)
         return darkness, mask, [boxes[i] for i in order], [groups[i] for i in order]
 
-    def crop(self, darkness: np.ndarray, box: Box, contours: list) -> np.ndarray:
+    def crop(self, darkness: np.ndarray, mask: np.ndarray, box: Box, contours: list) -> np.ndarray:
         """The 28x28 float32 MNIST-normalized image of the digit in ``box`` made of ``contours``.
 
         Only the darkness inside the digit's own (slightly dilated) contours is kept, so a
-        neighbour's stroke reaching into the box is left out.
+        neighbour's stroke reaching into the box is left out. The darkness is stretched so the
+        median of the thresholded stroke pixels becomes 1.0: MNIST strokes have a saturated core
+        and soft edges, while a camera's ink is grayer and uneven.
         """
         x, y, bw, bh = box
         region = darkness[y : y + bh, x : x + bw]
         own = np.zeros((bh, bw), dtype=np.uint8)
         cv2.drawContours(own, contours, -1, 255, thickness=cv2.FILLED, offset=(-x, -y))
-        area = float(cv2.countNonZero(own))
+        strokes = region[(own > 0) & (mask[y : y + bh, x : x + bw] > 0)]
+        area = float(strokes.size)
+        reference = float(np.median(strokes)) if strokes.size else float(region.max())
         own = cv2.dilate(own, np.ones((3, 3), np.uint8))
-        ink = cv2.bitwise_and(region, own)
+        ink = cv2.bitwise_and(region, own).astype(np.float32)
+        ink *= 1.0 / max(reference, 1.0)
+        np.minimum(ink, 1.0, out=ink)
         if self.config.thicken:
             ink = self._thicken(ink, area, sum(cv2.arcLength(cnt, True) for cnt in contours), box)
         return normalize_digit(ink, self.config.deskew)
@@ -451,7 +491,10 @@ class DigitReader:
             result.timings = timings
             return result
         crops = np.stack(
-            [self.crop(darkness, box, group) for box, group in zip(boxes, groups, strict=True)]
+            [
+                self.crop(darkness, mask, box, group)
+                for box, group in zip(boxes, groups, strict=True)
+            ]
         )[:, None]
         cropped = time.perf_counter()
         probabilities = np.asarray(self.model.predict_proba(crops), dtype=np.float32)
