@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from scratchcnn.kernels.layout import channel_major, empty_channel_major, nchw_of
+
 NAME = "numpy"
 
 
@@ -81,7 +83,7 @@ def col2im(
     for i in range(kh):
         for j in range(kw):
             padded[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw] += cols6[:, i, j]
-    return padded[:, :, top : top + h, left : left + w].transpose(1, 0, 2, 3)
+    return nchw_of(padded[:, :, top : top + h, left : left + w])
 
 
 def conv2d_forward(
@@ -104,8 +106,7 @@ def conv2d_forward(
         out += bias[:, None]
     oh = output_size(x.shape[2], kh, stride[0], pads[0] + pads[1])
     ow = output_size(x.shape[3], kw, stride[1], pads[2] + pads[3])
-    out = out.reshape(f, n, oh, ow).transpose(1, 0, 2, 3)
-    return out, (cols if keep_cols else None)
+    return nchw_of(out.reshape(f, n, oh, ow)), (cols if keep_cols else None)
 
 
 def conv2d_backward(
@@ -119,9 +120,7 @@ def conv2d_backward(
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of a convolution: (dx (N, C, H, W) or None, dweight like weight, dbias (F,))."""
     f, _, kh, kw = weight.shape
-    dout2d = dout.transpose(1, 0, 2, 3).reshape(
-        f, -1
-    )  # (F, N*OH*OW); free if dout is channel-major
+    dout2d = channel_major(dout).reshape(f, -1)  # (F, N*OH*OW); free if dout is channel-major
     dweight = (dout2d @ cols.T).reshape(weight.shape)
     dbias = dout2d.sum(axis=1)
     if not need_dx:
@@ -130,9 +129,14 @@ def conv2d_backward(
     return col2im(dcols, x_shape, kh, kw, stride, pads), dweight, dbias
 
 
-def _pool_view(x: np.ndarray, i: int, j: int, oh: int, ow: int, stride: tuple[int, int]):
-    sh, sw = stride
-    return x[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw]
+def _window_views(x: np.ndarray, pool, stride, oh: int, ow: int) -> list[np.ndarray]:
+    """The KH*KW strided (N, C, OH, OW) views of ``x``: view ``i*KW + j`` holds each window's (i, j)."""
+    (kh, kw), (sh, sw) = pool, stride
+    return [
+        x[:, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw]
+        for i in range(kh)
+        for j in range(kw)
+    ]
 
 
 def maxpool2d_forward(
@@ -141,18 +145,23 @@ def maxpool2d_forward(
     """Max over each window of ``x`` (N, C, H, W): return (out (N, C, OH, OW), argmax uint8).
 
     Windows that do not fit at the bottom/right edge are dropped (floor mode, Keras's "valid").
-    ``argmax`` holds ``i*KW + j`` of the first maximum of each window.
+    ``argmax`` holds ``i*KW + j`` of the first maximum of each window. Both outputs keep ``x``'s
+    memory order (channel-major stays channel-major).
+
+    One pass per window offset. Each strided view is first copied compact (NumPy's float maximum
+    is several times slower on strided input than a copy plus a contiguous maximum).
     """
     kh, kw = pool
     oh = output_size(x.shape[2], kh, stride[0], 0)
     ow = output_size(x.shape[3], kw, stride[1], 0)
-    out = _pool_view(x, 0, 0, oh, ow, stride).copy()
-    argmax = np.zeros(out.shape, dtype=np.uint8)
+    views = _window_views(x, pool, stride, oh, ow)
+    out = views[0].copy(order="K")
+    argmax = np.zeros_like(out, dtype=np.uint8)
     for k in range(1, kh * kw):
-        candidate = _pool_view(x, k // kw, k % kw, oh, ow, stride)
+        candidate = views[k].copy(order="K")
         larger = candidate > out  # strict: the first maximum wins a tie
-        np.copyto(out, candidate, where=larger)
-        np.copyto(argmax, k, where=larger)
+        np.maximum(out, candidate, out=out)
+        argmax += larger.view(np.uint8) * (np.uint8(k) - argmax)  # = k where larger (mod 256)
     return out, argmax
 
 
@@ -163,14 +172,23 @@ def maxpool2d_backward(
     pool: tuple[int, int],
     stride: tuple[int, int],
 ) -> np.ndarray:
-    """Route ``dout`` (N, C, OH, OW) to the one input that won each window; return (N, C, H, W)."""
+    """Route ``dout`` (N, C, OH, OW) to the one input that won each window; return (N, C, H, W).
+
+    The result is stored channel-major (a convolution's backward takes it without a copy).
+    When windows do not overlap each input pixel is written once (no zero fill but the uncovered
+    edge); overlapping windows accumulate.
+    """
     kh, kw = pool
     oh, ow = dout.shape[2], dout.shape[3]
-    dx = np.zeros(x_shape, dtype=dout.dtype)
     overlapping = stride[0] < kh or stride[1] < kw
-    for k in range(kh * kw):
-        routed = np.where(argmax == k, dout, 0)
-        target = _pool_view(dx, k // kw, k % kw, oh, ow, stride)
+    dx = empty_channel_major(x_shape, dout.dtype)
+    if tuple(stride) == tuple(pool):  # windows tile the input: zero only what none covers
+        dx[:, :, oh * kh :] = 0
+        dx[:, :, :, ow * kw :] = 0
+    else:
+        dx[...] = 0
+    for k, target in enumerate(_window_views(dx, pool, stride, oh, ow)):
+        routed = dout * (argmax == k)  # compact first: a strided multiply is slower than a copy
         if overlapping:
             target += routed
         else:
@@ -179,10 +197,10 @@ def maxpool2d_backward(
 
 
 def relu_forward(x: np.ndarray) -> np.ndarray:
-    """max(x, 0), elementwise, same shape and dtype."""
+    """max(x, 0), elementwise, same shape, dtype and memory order."""
     return np.maximum(x, 0)
 
 
 def relu_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Pass ``dout`` where the ReLU's output was positive, 0 elsewhere."""
-    return np.where(out > 0, dout, 0).astype(dout.dtype, copy=False)
+    """Pass ``dout`` where the ReLU's output was positive, 0 elsewhere (a masked entry may be -0.0)."""
+    return np.multiply(dout, out > 0, dtype=dout.dtype)
