@@ -18,6 +18,7 @@ import types
 
 import numpy as np
 from numba import njit, prange
+from numba import uint64 as u64
 
 from scratchcnn.kernels.layout import channel_major, flat, flat_pair, nchw_of
 from scratchcnn.kernels.numpy_kernels import output_size
@@ -44,6 +45,9 @@ _jit = {"cache": True, "nogil": True}
 
 
 # -- compiled loops ----------------------------------------------------------------------------
+# The loops index flat C-contiguous arrays with unsigned offsets (``u64``): with signed indices
+# numba checks every access for Python's negative wrap-around, which keeps LLVM from vectorizing.
+# Channel-major planes make each (channel, image) pair one contiguous H*W block.
 def _valid_range(start: int, step: int, count: int, size: int) -> tuple[int, int]:
     """Indices t in [t0, t1) of 0..count-1 with 0 <= start + t*step < size."""
     t0 = 0
@@ -58,125 +62,172 @@ def _valid_range(start: int, step: int, count: int, size: int) -> tuple[int, int
 _valid_range_jit = njit(inline="always", **_jit)(_valid_range)
 
 
-def _im2col_loops(xc, cols, kh, kw, sh, sw, top, left, oh, ow):
-    c_, n_, h, w = xc.shape
-    for task in prange(c_ * kh * kw * n_):
+def _im2col_loops(xf, cols, c_, n_, h, w, kh, kw, sh, sw, top, left, oh, ow):
+    # xf: (C, N, H, W) flat; cols: (C*KH*KW, N*OH*OW) flat, row (c, i, j), column (n, y, x)
+    for task in prange(c_ * kh * kw * n_):  # task = row * N + n
         row = task // n_
         n = task - row * n_
         c = row // (kh * kw)
         i = (row // kw) % kh
         j = row % kw
         x0, x1 = _valid_range_jit(j - left, sw, ow, w)
-        base = n * oh * ow
+        src_plane = (c * n_ + n) * h * w
         for y in range(oh):
-            dst = base + y * ow
+            d = u64(task * oh * ow + y * ow)
             ih = y * sh + i - top
             if ih < 0 or ih >= h:
-                for x in range(ow):
-                    cols[row, dst + x] = 0
+                for x in range(u64(ow)):
+                    cols[d + x] = 0
                 continue
-            for x in range(x0):
-                cols[row, dst + x] = 0
-            src = j - left
-            for x in range(x0, x1):
-                cols[row, dst + x] = xc[c, n, ih, src + x * sw]
-            for x in range(x1, ow):
-                cols[row, dst + x] = 0
+            for x in range(u64(x0)):
+                cols[d + x] = 0
+            for x in range(u64(x1), u64(ow)):
+                cols[d + x] = 0
+            s = u64(src_plane + ih * w + j - left + x0 * sw)
+            d += u64(x0)
+            if sw == 1:
+                for t in range(u64(x1 - x0)):
+                    cols[d + t] = xf[s + t]
+            else:
+                step = u64(sw)
+                for t in range(u64(x1 - x0)):
+                    cols[d + t] = xf[s + t * step]
 
 
-def _col2im_loops(cols, dxc, kh, kw, sh, sw, top, left, oh, ow):
-    c_, n_, h, w = dxc.shape
-    for task in prange(c_ * n_):
+def _col2im_loops(cols, dxf, c_, n_, h, w, kh, kw, sh, sw, top, left, oh, ow):
+    # the adjoint of _im2col_loops; each task owns one (c, n) plane of dxf
+    for task in prange(c_ * n_):  # task = c * N + n
         c = task // n_
         n = task - c * n_
-        plane = dxc[c, n]
-        plane[:, :] = 0
-        base = n * oh * ow
-        for i in range(kh):
+        plane = u64(task * h * w)
+        for k in range(u64(h * w)):
+            dxf[plane + k] = 0
+        for i in range(kh):  # offsets in NumPy's order: each pixel sums in the same order
             y0, y1 = _valid_range_jit(i - top, sh, oh, h)
             for j in range(kw):
                 x0, x1 = _valid_range_jit(j - left, sw, ow, w)
-                row = (c * kh + i) * kw + j
+                src = (((c * kh + i) * kw + j) * n_ + n) * oh * ow
                 for y in range(y0, y1):
-                    ih = y * sh + i - top
-                    src = base + y * ow
-                    for x in range(x0, x1):
-                        plane[ih, x * sw + j - left] += cols[row, src + x]
+                    d = plane + u64((y * sh + i - top) * w + x0 * sw + j - left)
+                    s = u64(src + y * ow + x0)
+                    if sw == 1:
+                        for t in range(u64(x1 - x0)):
+                            dxf[d + t] += cols[s + t]
+                    else:
+                        step = u64(sw)
+                        for t in range(u64(x1 - x0)):
+                            dxf[d + t * step] += cols[s + t]
 
 
-def _add_bias_loops(out2d, bias, block):
-    f_, m = out2d.shape
+def _add_bias_loops(outf, bias, m, block):
+    # outf: (F, M) flat; adds bias[f] to row f, in blocks so small F still splits over threads
     nblocks = (m + block - 1) // block
-    for task in prange(f_ * nblocks):
+    for task in prange(bias.size * nblocks):
         f = task // nblocks
         start = (task - f * nblocks) * block
-        stop = min(start + block, m)
         b = bias[f]
-        for k in range(start, stop):
-            out2d[f, k] += b
+        base = u64(f * m + start)
+        for k in range(u64(min(block, m - start))):
+            outf[base + k] += b
 
 
-def _maxpool_forward_loops(xc, out, argmax, kh, kw, sh, sw):
-    c_, n_, oh, ow = out.shape
+def _maxpool_forward_loops(xf, out, argmax, c_, n_, h, w, kh, kw, sh, sw, oh, ow):
+    # per (c, n) plane: each window's first maximum (strict >) and its index i*KW + j
     for task in prange(c_ * n_):
-        c = task // n_
-        n = task - c * n_
-        plane = xc[c, n]
+        src = task * h * w
+        dst = task * oh * ow
         for y in range(oh):
-            for x in range(ow):
-                best = plane[y * sh, x * sw]
+            row = u64(src + y * sh * w)
+            o = u64(dst + y * ow)
+            if kh == 2 and kw == 2 and sw == 2:  # the common case, unrolled so it vectorizes
+                one, two, below = u64(1), u64(2), u64(w)
+                for x in range(u64(ow)):
+                    p = row + two * x
+                    best = xf[p]
+                    arg = 0
+                    v = xf[p + one]
+                    if v > best:
+                        best = v
+                        arg = 1
+                    v = xf[p + below]
+                    if v > best:
+                        best = v
+                        arg = 2
+                    v = xf[p + below + one]
+                    if v > best:
+                        best = v
+                        arg = 3
+                    out[o + x] = best
+                    argmax[o + x] = arg
+                continue
+            for x in range(u64(ow)):
+                p = row + x * u64(sw)
+                best = xf[p]
                 arg = 0
                 for k in range(1, kh * kw):
-                    v = plane[y * sh + k // kw, x * sw + k % kw]
-                    if v > best:  # strict: the first maximum wins a tie
+                    v = xf[p + u64((k // kw) * w + k % kw)]
+                    if v > best:
                         best = v
                         arg = k
-                out[c, n, y, x] = best
-                argmax[c, n, y, x] = arg
+                out[o + x] = best
+                argmax[o + x] = arg
 
 
-def _maxpool_backward_loops(doutc, argmax_c, dxc, kh, kw, sh, sw):
-    c_, n_, oh, ow = doutc.shape
-    h, w = dxc.shape[2], dxc.shape[3]
+def _maxpool_backward_loops(doutf, argf, dxf, c_, n_, h, w, kh, kw, sh, sw, oh, ow):
+    # per (c, n) plane: route each window's gradient to its first maximum
     tiled = sh == kh and sw == kw
     for task in prange(c_ * n_):
-        c = task // n_
-        n = task - c * n_
-        plane = dxc[c, n]
-        if tiled:  # every covered pixel is written exactly once
-            for y in range(oh * kh):
-                for x in range(ow * kw):
-                    plane[y, x] = 0
+        plane = u64(task * h * w)
+        src = task * oh * ow
+        if tiled:  # every pixel written once: zeros beside the winner, zeros where no window is
             for y in range(oh * kh, h):
-                for x in range(w):
-                    plane[y, x] = 0
+                for x in range(u64(w)):
+                    dxf[plane + u64(y * w) + x] = 0
             for y in range(oh * kh):
-                for x in range(ow * kw, w):
-                    plane[y, x] = 0
+                for x in range(u64(ow * kw), u64(w)):
+                    dxf[plane + u64(y * w) + x] = 0
             for y in range(oh):
-                for x in range(ow):
-                    k = argmax_c[c, n, y, x]
-                    plane[y * sh + k // kw, x * sw + k % kw] = doutc[c, n, y, x]
-        else:  # overlapping or gapped: accumulate, offset by offset, in NumPy's order
-            plane[:, :] = 0
+                s = u64(src + y * ow)
+                if kh == 2 and kw == 2:  # the common case, in a shape LLVM vectorizes
+                    for i in range(2):
+                        d = plane + u64((2 * y + i) * w)
+                        left, right, one, two = 2 * i, 2 * i + 1, u64(1), u64(2)
+                        for x in range(u64(ow)):
+                            k = argf[s + x]
+                            g = doutf[s + x]
+                            dxf[d + two * x] = g if k == left else 0
+                            dxf[d + two * x + one] = g if k == right else 0
+                    continue
+                for i in range(kh):
+                    d = plane + u64((y * kh + i) * w)
+                    for x in range(u64(ow)):
+                        k = argf[s + x]
+                        g = doutf[s + x]
+                        for j in range(u64(kw)):
+                            dxf[d + x * u64(kw) + j] = g if k == i * kw + j else 0
+        else:  # overlapping or gapped windows: accumulate offset by offset, in NumPy's order
+            for x in range(u64(h * w)):
+                dxf[plane + x] = 0
             for k in range(kh * kw):
-                i = k // kw
-                j = k % kw
+                off = (k // kw) * w + k % kw
                 for y in range(oh):
-                    for x in range(ow):
-                        if argmax_c[c, n, y, x] == k:
-                            plane[y * sh + i, x * sw + j] += doutc[c, n, y, x]
+                    s = u64(src + y * ow)
+                    d = plane + u64(y * sh * w + off)
+                    for x in range(u64(ow)):
+                        if argf[s + x] == k:
+                            dxf[d + x * u64(sw)] += doutf[s + x]
 
 
 def _relu_forward_loops(x, out):
     for k in prange(x.size):
-        v = x[k]
-        out[k] = v if v > 0 or v != v else 0  # max(x, 0), NaN kept, like np.maximum
+        v = x[u64(k)]
+        out[u64(k)] = v if v > 0 or v != v else 0  # max(x, 0), NaN kept, like np.maximum
 
 
 def _relu_backward_loops(dout, out, dx):
     for k in prange(dout.size):
-        dx[k] = dout[k] * (out[k] > 0)  # like NumPy's dout * (out > 0)
+        i = u64(k)
+        dx[i] = dout[i] * (out[i] > 0)  # NumPy's dout * (out > 0), -0.0 and NaN alike
 
 
 def _serial_twin(func):
@@ -209,6 +260,11 @@ def _run(name: str, work: int, *args) -> None:
 
 
 # -- the backend's functions (same signatures as numpy_kernels) --------------------------------
+def _planes(x: np.ndarray) -> np.ndarray:
+    """``x`` (N, C, H, W) as its flat channel-major buffer; free when it came from a convolution."""
+    return np.ascontiguousarray(channel_major(x)).reshape(-1)
+
+
 def im2col(
     x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], pads: tuple[int, int, int, int]
 ) -> np.ndarray:
@@ -221,7 +277,23 @@ def im2col(
     oh = output_size(h, kh, stride[0], top + bottom)
     ow = output_size(w, kw, stride[1], left + right)
     cols = np.empty((c * kh * kw, n * oh * ow), dtype=x.dtype)
-    _run("_im2col_loops", cols.size, channel_major(x), cols, kh, kw, *stride, top, left, oh, ow)
+    _run(
+        "_im2col_loops",
+        cols.size,
+        _planes(x),
+        cols.reshape(-1),
+        c,
+        n,
+        h,
+        w,
+        kh,
+        kw,
+        *stride,
+        top,
+        left,
+        oh,
+        ow,
+    )
     return cols
 
 
@@ -242,8 +314,9 @@ def col2im(
     oh = output_size(h, kh, stride[0], top + bottom)
     ow = output_size(w, kw, stride[1], left + right)
     dxc = np.empty((c, n, h, w), dtype=cols.dtype)
-    cols = np.ascontiguousarray(cols)
-    _run("_col2im_loops", cols.size, cols, dxc, kh, kw, *stride, top, left, oh, ow)
+    flat_cols = np.ascontiguousarray(cols).reshape(-1)
+    args = (c, n, h, w, kh, kw, *stride, top, left, oh, ow)
+    _run("_col2im_loops", cols.size, flat_cols, dxc.reshape(-1), *args)
     return nchw_of(dxc)
 
 
@@ -264,7 +337,7 @@ def conv2d_forward(
     cols = im2col(x, kh, kw, stride, pads)
     out = weight.reshape(f, -1) @ cols  # (F, N*OH*OW): the whole batch in one BLAS call
     if bias is not None:
-        _run("_add_bias_loops", out.size, out, bias, 4096)
+        _run("_add_bias_loops", out.size, out.reshape(-1), bias, out.shape[1], 8192)
     oh = output_size(h, kh, stride[0], pads[0] + pads[1])
     ow = output_size(w, kw, stride[1], pads[2] + pads[3])
     return nchw_of(out.reshape(f, n, oh, ow)), (cols if keep_cols else None)
@@ -296,6 +369,7 @@ def maxpool2d_forward(
     """Max over each window of ``x`` (N, C, H, W): return (out (N, C, OH, OW), argmax uint8).
 
     Floor mode like NumPy's; ``argmax`` holds ``i*KW + j`` of each window's first maximum.
+    Both are channel-major buffers seen as NCHW.
     """
     n, c, h, w = x.shape
     kh, kw = pool
@@ -303,7 +377,8 @@ def maxpool2d_forward(
     ow = output_size(w, kw, stride[1], 0)
     out = np.empty((c, n, oh, ow), dtype=x.dtype)
     argmax = np.empty((c, n, oh, ow), dtype=np.uint8)
-    _run("_maxpool_forward_loops", x.size, channel_major(x), out, argmax, kh, kw, *stride)
+    args = (c, n, h, w, kh, kw, *stride, oh, ow)
+    _run("_maxpool_forward_loops", x.size, _planes(x), out.reshape(-1), argmax.reshape(-1), *args)
     return nchw_of(out), nchw_of(argmax)
 
 
@@ -314,17 +389,14 @@ def maxpool2d_backward(
     pool: tuple[int, int],
     stride: tuple[int, int],
 ) -> np.ndarray:
-    """Route ``dout`` (N, C, OH, OW) to the one input that won each window; return (N, C, H, W)."""
+    """Route ``dout`` (N, C, OH, OW) to the one input that won each window; return (N, C, H, W),
+    a channel-major buffer seen as NCHW."""
     n, c, h, w = x_shape
+    oh, ow = dout.shape[2], dout.shape[3]
     dxc = np.empty((c, n, h, w), dtype=dout.dtype)
+    args = (c, n, h, w, *pool, *stride, oh, ow)
     _run(
-        "_maxpool_backward_loops",
-        dxc.size,
-        channel_major(dout),
-        channel_major(argmax),
-        dxc,
-        *pool,
-        *stride,
+        "_maxpool_backward_loops", dxc.size, _planes(dout), _planes(argmax), dxc.reshape(-1), *args
     )
     return nchw_of(dxc)
 
@@ -341,9 +413,9 @@ def relu_forward(x: np.ndarray) -> np.ndarray:
 
 def relu_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Pass ``dout`` where the ReLU's output was positive, 0 elsewhere (a masked entry may be -0.0)."""
-    dx = np.empty_like(out, dtype=dout.dtype)
-    dout_flat, out_flat = flat(dout), flat(out)
-    if dout_flat is None or out_flat is None or dout.strides != out.strides:
+    pair = flat_pair(dout, out)
+    if pair is None or dout.dtype != out.dtype:
         return np.multiply(dout, out > 0, dtype=dout.dtype)
-    _run("_relu_backward_loops", dout.size, dout_flat, out_flat, flat(dx))
+    dx = np.empty_like(dout)
+    _run("_relu_backward_loops", dout.size, *pair, flat(dx))
     return dx
