@@ -36,7 +36,23 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+
+def _threads_from_argv() -> None:
+    """``--threads N`` must reach BLAS and numba before they start: set their variables now."""
+    if "--threads" in sys.argv[:-1]:
+        n = sys.argv[sys.argv.index("--threads") + 1]
+        for var in (
+            "OPENBLAS_NUM_THREADS",
+            "OMP_NUM_THREADS",
+            "MKL_NUM_THREADS",
+            "NUMBA_NUM_THREADS",
+        ):
+            os.environ[var] = n
+
+
+_threads_from_argv()
+
+import numpy as np  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, os.environ.get("SCRATCHCNN_SRC", str(REPO_ROOT)))
@@ -80,6 +96,9 @@ def machine() -> dict:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "load_average": os.getloadavg(),
+        "threads_env": {
+            v: os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
+        },
     }
     try:
         import numba
@@ -127,8 +146,31 @@ def new_model(backend: str):
     return model, sc.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
 
+class _Clock:
+    """Collects wall and CPU (process) seconds of named sections; CPU time is what the section
+    would take on an otherwise idle machine when it runs on one thread."""
+
+    def __init__(self):
+        self.wall: dict[str, list[float]] = {}
+        self.cpu: dict[str, list[float]] = {}
+
+    def __call__(self, name: str, func, *args):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = func(*args)
+        self.wall.setdefault(name, []).append(time.perf_counter() - wall)
+        self.cpu.setdefault(name, []).append(time.process_time() - cpu)
+        return result
+
+    def medians_ms(self, skip: int) -> dict[str, dict[str, float]]:
+        def ms(values):
+            return 1000 * float(np.median(values[skip:]))
+
+        return {k: {"wall": ms(self.wall[k]), "cpu": ms(self.cpu[k])} for k in self.wall}
+
+
 def profile(backend: str, x: np.ndarray, y: np.ndarray, batches: int) -> dict:
-    """Median ms per batch of each layer's forward and backward, the loss and the SGD step."""
+    """Median ms per batch (wall and CPU) of each layer's forward and backward pass, in the order
+    the model runs them, and of the loss, the SGD step and the whole step."""
     import scratchcnn.model
     from scratchcnn.losses import SoftmaxCrossEntropy
 
@@ -136,39 +178,31 @@ def profile(backend: str, x: np.ndarray, y: np.ndarray, batches: int) -> dict:
     loss = SoftmaxCrossEntropy()
     plan = getattr(scratchcnn.model, "execution_order", list)(model.layers)
     names = [f"{model.layers.index(layer)}:{type(layer).__name__}" for layer in plan]
-    rows = {name: {"forward": [], "backward": []} for name in names}
-    extra = {"loss": [], "sgd": [], "step": []}
-    warmup = 3
-    for b in range(batches + warmup):
-        lo = (b * BATCH) % (len(x) - BATCH + 1)
-        xb, yb = x[lo : lo + BATCH], y[lo : lo + BATCH]
-        step = time.perf_counter()
+    clock, warmup = _Clock(), 3
+
+    def step(xb, yb):
         out = model._check_input(xb)
         for name, layer in zip(names, plan, strict=True):
-            start = time.perf_counter()
-            out = layer.forward(out, True)
-            rows[name]["forward"].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        loss.forward(out, yb)
-        dout = loss.backward()
-        extra["loss"].append(time.perf_counter() - start)
+            out = clock(f"{name} forward", layer.forward, out, True)
+        clock("loss", loss.forward, out, yb)
+        dout = clock("loss backward", loss.backward)
         for name, layer in zip(reversed(names), reversed(plan), strict=True):
-            start = time.perf_counter()
-            dout = layer.backward(dout)
-            rows[name]["backward"].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        optimizer.step()
-        extra["sgd"].append(time.perf_counter() - start)
-        extra["step"].append(time.perf_counter() - step)
+            dout = clock(f"{name} backward", layer.backward, dout)
+        clock("sgd", optimizer.step)
 
-    def ms(values):
-        return 1000 * float(np.median(values[warmup:]))
-
-    layers = {n: {k: ms(v) for k, v in r.items()} for n, r in rows.items()}
-    conv_ms = sum(v["forward"] + v["backward"] for n, v in layers.items() if "Conv2D" in n)
+    for b in range(batches + warmup):
+        lo = (b * BATCH) % (len(x) - BATCH + 1)
+        clock("step", step, x[lo : lo + BATCH], y[lo : lo + BATCH])
+    sections = clock.medians_ms(warmup)
+    layers = {n: {d: sections[f"{n} {d}"] for d in ("forward", "backward")} for n in names}
+    conv_ms = sum(
+        v[d]["wall"] for n, v in layers.items() if "Conv2D" in n for d in ("forward", "backward")
+    )
     return {
         "layers": layers,
-        **{f"{k}_ms": ms(v) for k, v in extra.items()},
+        "loss": {k: sections["loss"][k] + sections["loss backward"][k] for k in ("wall", "cpu")},
+        "sgd": sections["sgd"],
+        "step": sections["step"],
         "conv_ms": conv_ms,
         "conv_gflops": conv_flops(model, BATCH) / conv_ms / 1e6,
     }
@@ -311,21 +345,25 @@ def print_report(r: dict) -> None:
     print(f"load average at start {m['load_average']}, at end {r['load_average_end']}")
     print(f"float32 matmul {r['matmul_gflops']:.0f} GFLOP/s (1024^3, median)")
     backends = list(r["backends"])
-    print("\nPer batch of 128, median ms (forward / backward), in execution order:")
+    print("\nPer batch of 128, median ms, wall (cpu), in the order the model runs the layers:")
     names = list(r["backends"][backends[0]]["profile"]["layers"])
-    head = "".join(f"{b:>22}" for b in backends)
-    print(f"{'layer':<16}{head}")
+    print(
+        f"{'layer':<16}" + "".join(f"{b + ' forward':>22}{b + ' backward':>22}" for b in backends)
+    )
+
+    def cell(t):
+        return f"{t['wall']:>10.2f} ({t['cpu']:>7.2f})  "
+
     for name in names:
         cells = "".join(
-            "{forward:>10.2f} / {backward:<9.2f}".format(
-                **r["backends"][b]["profile"]["layers"][name]
-            )
+            cell(r["backends"][b]["profile"]["layers"][name][d])
             for b in backends
+            for d in ("forward", "backward")
         )
         print(f"{name:<16}{cells}")
-    for key in ("loss_ms", "sgd_ms", "step_ms"):
-        cells = "".join(f"{r['backends'][b]['profile'][key]:>22.2f}" for b in backends)
-        print(f"{key[:-3]:<16}{cells}")
+    for key in ("loss", "sgd", "step"):
+        cells = "".join(cell(r["backends"][b]["profile"][key]) + " " * 22 for b in backends)
+        print(f"{key:<16}{cells}")
     print()
     scale = 60000 / r["images"]
     keras = r.get("keras")
@@ -368,6 +406,7 @@ def main(argv=None) -> int:
     p.add_argument("--latency-calls", type=int, default=1000)
     p.add_argument("--memory-images", type=int, default=None, help="default: --images")
     p.add_argument("--keras", action="store_true", help="also time Keras/TensorFlow")
+    p.add_argument("--threads", type=int, default=None, help="BLAS and numba threads")
     p.add_argument("--skip", default="", help="comma-separated: epoch,latency,memory,jit")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)

@@ -21,12 +21,6 @@ def nchw_of(xc: np.ndarray) -> np.ndarray:
     return xc.transpose(1, 0, 2, 3)
 
 
-def empty_channel_major(shape: tuple[int, int, int, int], dtype) -> np.ndarray:
-    """An uninitialized NCHW array of ``shape`` stored channel-major, (C, N, H, W) in memory."""
-    n, c, h, w = shape
-    return nchw_of(np.empty((c, n, h, w), dtype=dtype))
-
-
 def flat_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """1-D views of ``a`` and ``b`` in which equal positions hold corresponding elements.
 

@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit, prange
 from numba import uint64 as u64
 
+from scratchcnn.kernels import buffers
 from scratchcnn.kernels.layout import channel_major, flat, flat_pair, nchw_of
 from scratchcnn.kernels.numpy_kernels import output_size
 
@@ -262,7 +263,10 @@ def _run(name: str, work: int, *args) -> None:
 # -- the backend's functions (same signatures as numpy_kernels) --------------------------------
 def _planes(x: np.ndarray) -> np.ndarray:
     """``x`` (N, C, H, W) as its flat channel-major buffer; free when it came from a convolution."""
-    return np.ascontiguousarray(channel_major(x)).reshape(-1)
+    xc = channel_major(x)
+    if not xc.flags.c_contiguous:
+        xc = buffers.copy_of(xc)
+    return xc.reshape(-1)
 
 
 def im2col(
@@ -276,7 +280,7 @@ def im2col(
     top, bottom, left, right = pads
     oh = output_size(h, kh, stride[0], top + bottom)
     ow = output_size(w, kw, stride[1], left + right)
-    cols = np.empty((c * kh * kw, n * oh * ow), dtype=x.dtype)
+    cols = buffers.empty((c * kh * kw, n * oh * ow), x.dtype)
     _run(
         "_im2col_loops",
         cols.size,
@@ -313,8 +317,8 @@ def col2im(
     top, bottom, left, right = pads
     oh = output_size(h, kh, stride[0], top + bottom)
     ow = output_size(w, kw, stride[1], left + right)
-    dxc = np.empty((c, n, h, w), dtype=cols.dtype)
-    flat_cols = np.ascontiguousarray(cols).reshape(-1)
+    dxc = buffers.empty((c, n, h, w), cols.dtype)
+    flat_cols = (cols if cols.flags.c_contiguous else buffers.copy_of(cols)).reshape(-1)
     args = (c, n, h, w, kh, kw, *stride, top, left, oh, ow)
     _run("_col2im_loops", cols.size, flat_cols, dxc.reshape(-1), *args)
     return nchw_of(dxc)
@@ -335,7 +339,8 @@ def conv2d_forward(
     f, _, kh, kw = weight.shape
     n, _, h, w = x.shape
     cols = im2col(x, kh, kw, stride, pads)
-    out = weight.reshape(f, -1) @ cols  # (F, N*OH*OW): the whole batch in one BLAS call
+    out = buffers.empty((f, cols.shape[1]), cols.dtype)
+    np.matmul(weight.reshape(f, -1), cols, out=out)  # (F, N*OH*OW): one BLAS call
     if bias is not None:
         _run("_add_bias_loops", out.size, out.reshape(-1), bias, out.shape[1], 8192)
     oh = output_size(h, kh, stride[0], pads[0] + pads[1])
@@ -359,7 +364,8 @@ def conv2d_backward(
     dbias = dout2d.sum(axis=1)
     if not need_dx:
         return None, dweight, dbias
-    dcols = weight.reshape(f, -1).T @ dout2d
+    dcols = buffers.empty((weight[0].size, dout2d.shape[1]), dout2d.dtype)
+    np.matmul(weight.reshape(f, -1).T, dout2d, out=dcols)
     return col2im(dcols, x_shape, kh, kw, stride, pads), dweight, dbias
 
 
@@ -375,8 +381,8 @@ def maxpool2d_forward(
     kh, kw = pool
     oh = output_size(h, kh, stride[0], 0)
     ow = output_size(w, kw, stride[1], 0)
-    out = np.empty((c, n, oh, ow), dtype=x.dtype)
-    argmax = np.empty((c, n, oh, ow), dtype=np.uint8)
+    out = buffers.empty((c, n, oh, ow), x.dtype)
+    argmax = buffers.empty((c, n, oh, ow), np.uint8)
     args = (c, n, h, w, kh, kw, *stride, oh, ow)
     _run("_maxpool_forward_loops", x.size, _planes(x), out.reshape(-1), argmax.reshape(-1), *args)
     return nchw_of(out), nchw_of(argmax)
@@ -393,7 +399,7 @@ def maxpool2d_backward(
     a channel-major buffer seen as NCHW."""
     n, c, h, w = x_shape
     oh, ow = dout.shape[2], dout.shape[3]
-    dxc = np.empty((c, n, h, w), dtype=dout.dtype)
+    dxc = buffers.empty((c, n, h, w), dout.dtype)
     args = (c, n, h, w, *pool, *stride, oh, ow)
     _run(
         "_maxpool_backward_loops", dxc.size, _planes(dout), _planes(argmax), dxc.reshape(-1), *args
@@ -403,10 +409,10 @@ def maxpool2d_backward(
 
 def relu_forward(x: np.ndarray) -> np.ndarray:
     """max(x, 0), elementwise, same shape, dtype and memory order."""
-    out = np.empty_like(x)
+    out = buffers.empty_like(x)
     pair = flat_pair(x, out)
     if pair is None:
-        return np.maximum(x, 0)
+        return np.maximum(x, 0, out=out)
     _run("_relu_forward_loops", x.size, *pair)
     return out
 
@@ -416,6 +422,6 @@ def relu_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
     pair = flat_pair(dout, out)
     if pair is None or dout.dtype != out.dtype:
         return np.multiply(dout, out > 0, dtype=dout.dtype)
-    dx = np.empty_like(dout)
+    dx = buffers.empty_like(dout)
     _run("_relu_backward_loops", dout.size, *pair, flat(dx))
     return dx

@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from scratchcnn.kernels.layout import channel_major, empty_channel_major, nchw_of
+from scratchcnn.kernels import buffers
+from scratchcnn.kernels.layout import channel_major, nchw_of
 
 NAME = "numpy"
 
@@ -54,7 +55,7 @@ def im2col(
         strides=(s_c, s_h, s_w, s_n, s_h * sh, s_w * sw),
         writeable=False,
     )
-    cols = np.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
+    cols = buffers.empty((c, kh, kw, n, oh, ow), x.dtype)
     np.copyto(cols, windows)
     return cols.reshape(c * kh * kw, n * oh * ow)
 
@@ -79,7 +80,7 @@ def col2im(
     oh = (hp - kh) // sh + 1
     ow = (wp - kw) // sw + 1
     cols6 = cols.reshape(c, kh, kw, n, oh, ow)
-    padded = np.zeros((c, n, hp, wp), dtype=cols.dtype)  # channel-major, like cols
+    padded = buffers.zeros((c, n, hp, wp), cols.dtype)  # channel-major, like cols
     for i in range(kh):
         for j in range(kw):
             padded[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw] += cols6[:, i, j]
@@ -101,7 +102,8 @@ def conv2d_forward(
     f, _, kh, kw = weight.shape
     n = x.shape[0]
     cols = im2col(x, kh, kw, stride, pads)
-    out = weight.reshape(f, -1) @ cols  # (F, N*OH*OW): the whole batch in one BLAS call
+    out = buffers.empty((f, cols.shape[1]), cols.dtype)
+    np.matmul(weight.reshape(f, -1), cols, out=out)  # (F, N*OH*OW): one BLAS call
     if bias is not None:
         out += bias[:, None]
     oh = output_size(x.shape[2], kh, stride[0], pads[0] + pads[1])
@@ -125,7 +127,8 @@ def conv2d_backward(
     dbias = dout2d.sum(axis=1)
     if not need_dx:
         return None, dweight, dbias
-    dcols = weight.reshape(f, -1).T @ dout2d
+    dcols = buffers.empty((weight[0].size, dout2d.shape[1]), dout2d.dtype)
+    np.matmul(weight.reshape(f, -1).T, dout2d, out=dcols)
     return col2im(dcols, x_shape, kh, kw, stride, pads), dweight, dbias
 
 
@@ -155,13 +158,18 @@ def maxpool2d_forward(
     oh = output_size(x.shape[2], kh, stride[0], 0)
     ow = output_size(x.shape[3], kw, stride[1], 0)
     views = _window_views(x, pool, stride, oh, ow)
-    out = views[0].copy(order="K")
-    argmax = np.zeros_like(out, dtype=np.uint8)
+    out = buffers.empty_like(views[0])
+    np.copyto(out, views[0])
+    argmax = buffers.empty_like(out, np.uint8)
+    argmax.fill(0)
+    candidate, larger = buffers.empty_like(out), buffers.empty_like(out, np.bool_)
+    offset = buffers.empty_like(out, np.uint8)
     for k in range(1, kh * kw):
-        candidate = views[k].copy(order="K")
-        larger = candidate > out  # strict: the first maximum wins a tie
+        np.copyto(candidate, views[k])
+        np.greater(candidate, out, out=larger)  # strict: the first maximum wins a tie
         np.maximum(out, candidate, out=out)
-        argmax += larger.view(np.uint8) * (np.uint8(k) - argmax)  # = k where larger (mod 256)
+        # argmax = k where larger: k exceeds every offset before it, so a maximum sets it
+        np.maximum(argmax, np.multiply(larger, np.uint8(k), out=offset), out=argmax)
     return out, argmax
 
 
@@ -181,14 +189,17 @@ def maxpool2d_backward(
     kh, kw = pool
     oh, ow = dout.shape[2], dout.shape[3]
     overlapping = stride[0] < kh or stride[1] < kw
-    dx = empty_channel_major(x_shape, dout.dtype)
+    n, c, h, w = x_shape
+    dx = nchw_of(buffers.empty((c, n, h, w), dout.dtype))
     if tuple(stride) == tuple(pool):  # windows tile the input: zero only what none covers
         dx[:, :, oh * kh :] = 0
         dx[:, :, :, ow * kw :] = 0
     else:
         dx[...] = 0
+    hit, routed = buffers.empty_like(argmax, np.bool_), buffers.empty_like(dout)
     for k, target in enumerate(_window_views(dx, pool, stride, oh, ow)):
-        routed = dout * (argmax == k)  # compact first: a strided multiply is slower than a copy
+        np.equal(argmax, k, out=hit)
+        np.multiply(dout, hit, out=routed)  # compact first: faster than a strided multiply
         if overlapping:
             target += routed
         else:
@@ -198,9 +209,10 @@ def maxpool2d_backward(
 
 def relu_forward(x: np.ndarray) -> np.ndarray:
     """max(x, 0), elementwise, same shape, dtype and memory order."""
-    return np.maximum(x, 0)
+    return np.maximum(x, 0, out=buffers.empty_like(x))
 
 
 def relu_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Pass ``dout`` where the ReLU's output was positive, 0 elsewhere (a masked entry may be -0.0)."""
-    return np.multiply(dout, out > 0, dtype=dout.dtype)
+    positive = np.greater(out, 0, out=buffers.empty_like(out, np.bool_))
+    return np.multiply(dout, positive, out=buffers.empty_like(dout), dtype=dout.dtype)
