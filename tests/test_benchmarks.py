@@ -115,3 +115,29 @@ def test_report_names_a_skipped_system():
     assert "scratchcnn (numba) skipped: ImportError: no numba" in text
     assert "| scratchcnn (numpy) | 2.00 | 500 | 0.9000 | — |" in text
     assert results["summary"]["ratios"] == {}
+
+
+def test_kernels_script_reports_every_kernel_of_the_keras_example():
+    cmd = [sys.executable, str(BENCHMARKS / "kernels.py"), "--quick", "--json", "-"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["matmul_1024"]["gflops"] > 0.1
+    assert len(result["conv_gemms"]) == 5  # 2 products for the first conv, 3 for the second
+    numpy_rows = [k for k in result["kernels"] if k["backend"] == "numpy"]
+    kernels = {k["kernel"].split(" ")[0] for k in numpy_rows}
+    assert kernels == {
+        "conv2d_forward",
+        "conv2d_backward",
+        "relu_forward",
+        "relu_backward",
+        "maxpool2d_forward",
+        "maxpool2d_backward",
+        "dense_forward",
+        "dense_fwd+backward",
+    }
+    for row in numpy_rows:
+        assert 0 < row["min_s"] <= row["median_s"] and row["gflops"] > 0 and row["gb_per_s"] > 0
+    assert result["training_step_kernel_sum"]["numpy"]["epoch_s"] > 0
+    if "numba" not in {k["backend"] for k in result["kernels"]}:
+        assert result["notes"]["numba"].startswith("skipped")
