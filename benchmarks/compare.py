@@ -164,9 +164,13 @@ def run(args: argparse.Namespace) -> dict:
         worker = Worker(system, args, out)
         ready = worker.receive()
         entry = results["systems"][system] = {"available": ready["event"] == "ready"}
-        if ready["event"] != "ready":
+        if ready["event"] == "unavailable":
             entry["note"] = ready.get("reason", "unavailable")
             log(f"compare: skipping {system}: {entry['note']}")
+        elif ready["event"] != "ready":
+            entry["error"] = ready.get("reason", str(ready))
+            log(f"compare: {system} failed to start: {entry['error']}")
+        if ready["event"] != "ready":
             worker.close()
             continue
         entry.update(ready=ready, epochs=[])

@@ -30,6 +30,7 @@ def summarize(results: dict, reference: str) -> dict:
             "final_test_accuracy": epochs[-1]["test_accuracy"],
             "peak_train_mb": max(e["peak_rss_mb"] for e in epochs),
             "startup_seconds": ready["startup_s"],
+            "warmup_seconds": ready["warmup_s"],
         }
         inference = entry.get("inference")
         if inference:
@@ -116,15 +117,16 @@ def markdown(results: dict) -> str:
     lines += [
         "",
         "| system | epoch s | train images/s | test accuracy | inference images/s "
-        "| latency ms, call | latency ms, predict | peak MB | start-up s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| latency ms, call | latency ms, predict | peak MB | start-up s | warm-up s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, row in summary["systems"].items():
         lines.append(
             f"| {LABELS[name]} | {row['epoch_seconds']:.2f} | {row['train_images_per_s']:,.0f} "
             f"| {row['final_test_accuracy']:.4f} | {_fmt(row.get('inference_images_per_s'), ',.0f')} "
             f"| {_fmt(row.get('call_latency_ms'), '.3f')} | {_fmt(row.get('predict_latency_ms'), '.3f')} "
-            f"| {_fmt(row.get('peak_mb'), ',.0f')} | {row['startup_seconds']:.1f} |"
+            f"| {_fmt(row.get('peak_mb'), ',.0f')} | {row['startup_seconds']:.1f} "
+            f"| {row['warmup_seconds']:.1f} |"
         )
     if summary["ratios"]:
         lines += [
@@ -149,9 +151,11 @@ def markdown(results: dict) -> str:
     lines += ["", "Notes:"]
     lines.append(
         "- Epoch s: training only (no evaluation), median over epochs 2 and later when there are "
-        "any (epoch 1 includes one-time costs: TensorFlow's graph tracing, Numba's compilation). "
-        "Test accuracy: the full test set after that epoch. Systems start from the same weights; "
-        "data order and dropout masks differ."
+        "any. One-time costs come before epoch 1 and are shown apart: start-up (imports, data, "
+        "model) and warm-up (one training step and the inference paths, then weights and "
+        "optimizer state restored: TensorFlow traces its functions, Numba compiles or loads its "
+        "cache). Test accuracy: the full test set after that epoch. Systems start from the same "
+        "weights; data order and dropout masks differ."
     )
     lines.append(
         "- Inference images/s: predicting the test set in batches of "
@@ -164,10 +168,10 @@ def markdown(results: dict) -> str:
         "system runs in its own process."
     )
     for name, entry in systems.items():
-        if not entry.get("available"):
-            lines.append(f"- {LABELS.get(name, name)} skipped: {entry.get('note', 'unavailable')}")
-        elif "error" in entry:
+        if "error" in entry:
             lines.append(f"- {LABELS.get(name, name)} failed: {entry['error']}")
+        elif not entry.get("available"):
+            lines.append(f"- {LABELS.get(name, name)} skipped: {entry.get('note', 'unavailable')}")
     lines += ["", f"Reproduce: `{meta['command']}`", ""]
     return "\n".join(lines)
 

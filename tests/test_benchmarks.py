@@ -37,6 +37,7 @@ def check_system(results, name, train_images=2000, test_images=2000):
     assert entry["available"] and "error" not in entry
     assert entry["ready"]["train_images"] == train_images
     assert entry["ready"]["test_images"] == test_images
+    assert entry["ready"]["warmup_s"] > 0
     (epoch,) = entry["epochs"]
     assert epoch["seconds"] > 0 and epoch["images_per_s"] > 0
     assert 0 < epoch["train_loss"] < 10
@@ -103,6 +104,7 @@ def test_report_names_a_skipped_system():
                 "ready": {
                     "train_images": 1000,
                     "startup_s": 1.0,
+                    "warmup_s": 0.5,
                     "info": {"numpy": "2", "blas": []},
                 },
                 "epochs": [epoch],
@@ -114,6 +116,7 @@ def test_report_names_a_skipped_system():
     text = compare_report.markdown(results)
     assert "scratchcnn (numba) skipped: ImportError: no numba" in text
     assert "| scratchcnn (numpy) | 2.00 | 500 | 0.9000 | — |" in text
+    assert "| 1.0 | 0.5 |" in text
     assert results["summary"]["ratios"] == {}
 
 
