@@ -5,6 +5,7 @@ Arrays are float32 and NCHW (batch, channels, height, width) unless a docstring 
 """
 
 from scratchcnn.architectures import ARCHITECTURES, build_model
+from scratchcnn.data import load_mnist, to_float_images
 from scratchcnn.io import ModelFileError, load_model, save_model
 from scratchcnn.kernels import backend_name, set_backend
 from scratchcnn.layers import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, Parameter, ReLU
@@ -33,9 +34,11 @@ __all__ = [
     "StepSchedule",
     "backend_name",
     "build_model",
+    "load_mnist",
     "load_model",
     "log_softmax",
     "save_model",
     "set_backend",
     "softmax",
+    "to_float_images",
 ]

@@ -23,7 +23,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from scratchcnn.kernels import get_backend, numpy_kernels
+from scratchcnn.kernels import buffers, get_backend, numpy_kernels
 
 
 class Parameter:
@@ -343,7 +343,9 @@ class Flatten(Layer):
         return self.output_shape
 
     def forward(self, x, training=False):
-        return x.reshape(x.shape[0], -1)
+        if x.flags.c_contiguous:
+            return x.reshape(x.shape[0], -1)
+        return buffers.copy_of(x).reshape(x.shape[0], -1)  # e.g. a channel-major activation
 
     def backward(self, dout):
         return dout.reshape(dout.shape[0], *self.input_shape)
@@ -372,15 +374,17 @@ class Dropout(Layer):
             return x
         if self.rng is None:
             raise RuntimeError("Dropout used before build(): it has no random generator")
-        keep = self.rng.random(x.shape, dtype=x.dtype) >= self.rate
-        self._mask = keep * x.dtype.type(1.0 / (1.0 - self.rate))
-        return x * self._mask
+        mask = buffers.empty(x.shape, x.dtype)
+        self.rng.random(dtype=x.dtype, out=mask)  # the same draws as rng.random(x.shape)
+        np.multiply(mask >= self.rate, x.dtype.type(1.0 / (1.0 - self.rate)), out=mask)
+        self._mask = mask
+        return np.multiply(x, mask, out=buffers.empty(x.shape, x.dtype))
 
     def backward(self, dout):
         if self._mask is None:
             return dout
         mask, self._mask = self._mask, None
-        return dout * mask
+        return np.multiply(dout, mask, out=buffers.empty(dout.shape, dout.dtype))
 
     def get_config(self):
         return {"rate": self.rate}

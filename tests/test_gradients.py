@@ -1,4 +1,7 @@
-"""Every layer's backward pass against central differences in float64 (max relative error 1e-6)."""
+"""Every layer's backward pass against central differences in float64 (max relative error 1e-6),
+with each kernel backend."""
+
+import importlib.util
 
 import numpy as np
 import pytest
@@ -9,6 +12,24 @@ import scratchcnn as sc
 from scratchcnn.gradcheck import check_layer, check_model, numerical_gradient, relative_error
 
 TOL = 1e-6
+
+HAVE_NUMBA = importlib.util.find_spec("numba") is not None
+
+
+@pytest.fixture(
+    scope="module",
+    autouse=True,
+    params=[
+        "numpy",
+        pytest.param("numba", marks=pytest.mark.skipif(not HAVE_NUMBA, reason="no numba")),
+    ],
+)
+def backend(request):
+    """Run every check in this module once per kernel backend."""
+    previous = sc.backend_name()
+    sc.set_backend(request.param)
+    yield request.param
+    sc.set_backend(previous)
 
 
 def distinct_values(rng, shape, spacing=1e-2):

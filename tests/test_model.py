@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 import scratchcnn as sc
+import scratchcnn.model
 
 
 def test_shape_inference_and_summary(capsys):
@@ -114,3 +115,41 @@ def test_train_step_lowers_the_loss(rng):
         last, correct = model.train_step(x, y, opt)
     assert last < first / 2
     assert 0 <= correct <= 32
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_relu_before_pool_runs_after_it_with_identical_numbers(backend):
+    """Sequential runs ReLU after a following MaxPool2D; values and gradients must not change,
+    ties and all-negative windows included."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    previous = sc.backend_name()
+    sc.set_backend(backend)
+    try:
+        model = sc.Sequential(
+            [sc.Conv2D(3, 3), sc.ReLU(), sc.MaxPool2D(2), sc.ReLU(), sc.MaxPool2D(3, 1),
+             sc.Flatten(), sc.Dense(4)],
+            input_shape=(2, 12, 12), seed=0,
+        )  # fmt: skip
+        assert [type(layer).__name__ for layer in sc.model.execution_order(model.layers)] == [
+            "Conv2D", "MaxPool2D", "ReLU", "MaxPool2D", "ReLU", "Flatten", "Dense",
+        ]  # fmt: skip
+        x = np.round(np.random.default_rng(0).standard_normal((5, 2, 12, 12))).astype(np.float32)
+        dout = np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32)
+        results = []
+        for run_in_order in (False, True):
+            if run_in_order:
+                out = x
+                for layer in model.layers:
+                    out = layer.forward(out, training=True)
+                d = dout
+                for layer in reversed(model.layers):
+                    d = layer.backward(d)
+            else:
+                out = model.forward(x, training=True)
+                model.backward(dout)
+            results.append([out] + [p.grad.copy() for p in model.parameters()])
+        for a, b in zip(*results, strict=True):
+            np.testing.assert_array_equal(a, b)
+    finally:
+        sc.set_backend(previous)

@@ -21,6 +21,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from scratchcnn.kernels import buffers
+from scratchcnn.kernels.layout import channel_major, nchw_of
+
 NAME = "numpy"
 
 
@@ -52,7 +55,7 @@ def im2col(
         strides=(s_c, s_h, s_w, s_n, s_h * sh, s_w * sw),
         writeable=False,
     )
-    cols = np.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
+    cols = buffers.empty((c, kh, kw, n, oh, ow), x.dtype)
     np.copyto(cols, windows)
     return cols.reshape(c * kh * kw, n * oh * ow)
 
@@ -77,11 +80,11 @@ def col2im(
     oh = (hp - kh) // sh + 1
     ow = (wp - kw) // sw + 1
     cols6 = cols.reshape(c, kh, kw, n, oh, ow)
-    padded = np.zeros((c, n, hp, wp), dtype=cols.dtype)  # channel-major, like cols
+    padded = buffers.zeros((c, n, hp, wp), cols.dtype)  # channel-major, like cols
     for i in range(kh):
         for j in range(kw):
             padded[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw] += cols6[:, i, j]
-    return padded[:, :, top : top + h, left : left + w].transpose(1, 0, 2, 3)
+    return nchw_of(padded[:, :, top : top + h, left : left + w])
 
 
 def conv2d_forward(
@@ -99,13 +102,13 @@ def conv2d_forward(
     f, _, kh, kw = weight.shape
     n = x.shape[0]
     cols = im2col(x, kh, kw, stride, pads)
-    out = weight.reshape(f, -1) @ cols  # (F, N*OH*OW): the whole batch in one BLAS call
+    out = buffers.empty((f, cols.shape[1]), cols.dtype)
+    np.matmul(weight.reshape(f, -1), cols, out=out)  # (F, N*OH*OW): one BLAS call
     if bias is not None:
         out += bias[:, None]
     oh = output_size(x.shape[2], kh, stride[0], pads[0] + pads[1])
     ow = output_size(x.shape[3], kw, stride[1], pads[2] + pads[3])
-    out = out.reshape(f, n, oh, ow).transpose(1, 0, 2, 3)
-    return out, (cols if keep_cols else None)
+    return nchw_of(out.reshape(f, n, oh, ow)), (cols if keep_cols else None)
 
 
 def conv2d_backward(
@@ -119,20 +122,24 @@ def conv2d_backward(
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of a convolution: (dx (N, C, H, W) or None, dweight like weight, dbias (F,))."""
     f, _, kh, kw = weight.shape
-    dout2d = dout.transpose(1, 0, 2, 3).reshape(
-        f, -1
-    )  # (F, N*OH*OW); free if dout is channel-major
+    dout2d = channel_major(dout).reshape(f, -1)  # (F, N*OH*OW); free if dout is channel-major
     dweight = (dout2d @ cols.T).reshape(weight.shape)
     dbias = dout2d.sum(axis=1)
     if not need_dx:
         return None, dweight, dbias
-    dcols = weight.reshape(f, -1).T @ dout2d
+    dcols = buffers.empty((weight[0].size, dout2d.shape[1]), dout2d.dtype)
+    np.matmul(weight.reshape(f, -1).T, dout2d, out=dcols)
     return col2im(dcols, x_shape, kh, kw, stride, pads), dweight, dbias
 
 
-def _pool_view(x: np.ndarray, i: int, j: int, oh: int, ow: int, stride: tuple[int, int]):
-    sh, sw = stride
-    return x[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw]
+def _window_views(x: np.ndarray, pool, stride, oh: int, ow: int) -> list[np.ndarray]:
+    """The KH*KW strided (N, C, OH, OW) views of ``x``: view ``i*KW + j`` holds each window's (i, j)."""
+    (kh, kw), (sh, sw) = pool, stride
+    return [
+        x[:, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw]
+        for i in range(kh)
+        for j in range(kw)
+    ]
 
 
 def maxpool2d_forward(
@@ -141,18 +148,28 @@ def maxpool2d_forward(
     """Max over each window of ``x`` (N, C, H, W): return (out (N, C, OH, OW), argmax uint8).
 
     Windows that do not fit at the bottom/right edge are dropped (floor mode, Keras's "valid").
-    ``argmax`` holds ``i*KW + j`` of the first maximum of each window.
+    ``argmax`` holds ``i*KW + j`` of the first maximum of each window. Both outputs keep ``x``'s
+    memory order (channel-major stays channel-major).
+
+    One pass per window offset. Each strided view is first copied compact (NumPy's float maximum
+    is several times slower on strided input than a copy plus a contiguous maximum).
     """
     kh, kw = pool
     oh = output_size(x.shape[2], kh, stride[0], 0)
     ow = output_size(x.shape[3], kw, stride[1], 0)
-    out = _pool_view(x, 0, 0, oh, ow, stride).copy()
-    argmax = np.zeros(out.shape, dtype=np.uint8)
+    views = _window_views(x, pool, stride, oh, ow)
+    out = buffers.empty_like(views[0])
+    np.copyto(out, views[0])
+    argmax = buffers.empty_like(out, np.uint8)
+    argmax.fill(0)
+    candidate, larger = buffers.empty_like(out), buffers.empty_like(out, np.bool_)
+    offset = buffers.empty_like(out, np.uint8)
     for k in range(1, kh * kw):
-        candidate = _pool_view(x, k // kw, k % kw, oh, ow, stride)
-        larger = candidate > out  # strict: the first maximum wins a tie
-        np.copyto(out, candidate, where=larger)
-        np.copyto(argmax, k, where=larger)
+        np.copyto(candidate, views[k])
+        np.greater(candidate, out, out=larger)  # strict: the first maximum wins a tie
+        np.maximum(out, candidate, out=out)
+        # argmax = k where larger: k exceeds every offset before it, so a maximum sets it
+        np.maximum(argmax, np.multiply(larger, np.uint8(k), out=offset), out=argmax)
     return out, argmax
 
 
@@ -163,14 +180,26 @@ def maxpool2d_backward(
     pool: tuple[int, int],
     stride: tuple[int, int],
 ) -> np.ndarray:
-    """Route ``dout`` (N, C, OH, OW) to the one input that won each window; return (N, C, H, W)."""
+    """Route ``dout`` (N, C, OH, OW) to the one input that won each window; return (N, C, H, W).
+
+    The result is stored channel-major (a convolution's backward takes it without a copy).
+    When windows do not overlap each input pixel is written once (no zero fill but the uncovered
+    edge); overlapping windows accumulate.
+    """
     kh, kw = pool
     oh, ow = dout.shape[2], dout.shape[3]
-    dx = np.zeros(x_shape, dtype=dout.dtype)
     overlapping = stride[0] < kh or stride[1] < kw
-    for k in range(kh * kw):
-        routed = np.where(argmax == k, dout, 0)
-        target = _pool_view(dx, k // kw, k % kw, oh, ow, stride)
+    n, c, h, w = x_shape
+    dx = nchw_of(buffers.empty((c, n, h, w), dout.dtype))
+    if tuple(stride) == tuple(pool):  # windows tile the input: zero only what none covers
+        dx[:, :, oh * kh :] = 0
+        dx[:, :, :, ow * kw :] = 0
+    else:
+        dx[...] = 0
+    hit, routed = buffers.empty_like(argmax, np.bool_), buffers.empty_like(dout)
+    for k, target in enumerate(_window_views(dx, pool, stride, oh, ow)):
+        np.equal(argmax, k, out=hit)
+        np.multiply(dout, hit, out=routed)  # compact first: faster than a strided multiply
         if overlapping:
             target += routed
         else:
@@ -179,10 +208,11 @@ def maxpool2d_backward(
 
 
 def relu_forward(x: np.ndarray) -> np.ndarray:
-    """max(x, 0), elementwise, same shape and dtype."""
-    return np.maximum(x, 0)
+    """max(x, 0), elementwise, same shape, dtype and memory order."""
+    return np.maximum(x, 0, out=buffers.empty_like(x))
 
 
 def relu_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Pass ``dout`` where the ReLU's output was positive, 0 elsewhere."""
-    return np.where(out > 0, dout, 0).astype(dout.dtype, copy=False)
+    """Pass ``dout`` where the ReLU's output was positive, 0 elsewhere (a masked entry may be -0.0)."""
+    positive = np.greater(out, 0, out=buffers.empty_like(out, np.bool_))
+    return np.multiply(dout, positive, out=buffers.empty_like(dout), dtype=dout.dtype)

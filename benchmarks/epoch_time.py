@@ -1,0 +1,466 @@
+"""How fast scratchcnn trains and predicts with each kernel backend, beside Keras when installed.
+
+Measures, on the keras-example network (batch 128, SGD with momentum 0.9):
+
+* a per-layer profile: median milliseconds of each layer's forward and backward pass per batch,
+  in the order the model runs them;
+* the time of one training epoch (60,000 images unless ``--images``), per backend, and Keras's
+  with ``--keras`` (TensorFlow, same network, in a subprocess);
+* single-image prediction latency: the median of ``--latency-calls`` calls of
+  ``model.predict_proba`` on one image;
+* peak memory (``ru_maxrss``) of a training run, in a fresh subprocess per backend;
+* Numba's first-call JIT compile time (fresh cache) and the start-up time of a second process that
+  loads the on-disk cache;
+* the machine's float32 matrix-product rate and the fraction of it the convolutions reach.
+
+Prints a table and writes everything as JSON with ``--json PATH``. Other processes on the machine
+change every number: the load average is recorded at the start and at the end.
+
+    python benchmarks/epoch_time.py --images 12800 --keras --json results.json
+
+It measures the scratchcnn of the checkout it lives in, or the one in the folder named by the
+environment variable ``SCRATCHCNN_SRC`` (to measure an older version with the same script).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _threads_from_argv() -> None:
+    """``--threads N`` must reach BLAS and numba before they start: set their variables now."""
+    if "--threads" in sys.argv[:-1]:
+        n = sys.argv[sys.argv.index("--threads") + 1]
+        for var in (
+            "OPENBLAS_NUM_THREADS",
+            "OMP_NUM_THREADS",
+            "MKL_NUM_THREADS",
+            "NUMBA_NUM_THREADS",
+        ):
+            os.environ[var] = n
+
+
+_threads_from_argv()
+
+import numpy as np  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, os.environ.get("SCRATCHCNN_SRC", str(REPO_ROOT)))
+SHARED_MNIST = REPO_ROOT.parent / "shared" / "data" / "mnist"
+BATCH = 128
+
+
+# -- data and machine ---------------------------------------------------------------------------
+def load_train(images: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """The first ``images`` MNIST training images as float32 (N, 1, 28, 28) in [0, 1], int64 labels,
+    and where they came from (random pixels when the IDX files are absent: speed is the same)."""
+    path = SHARED_MNIST / "train-images-idx3-ubyte.gz"
+    if path.exists():
+        with gzip.open(path, "rb") as f:
+            pixels = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)[:images]
+        with gzip.open(SHARED_MNIST / "train-labels-idx1-ubyte.gz", "rb") as f:
+            labels = np.frombuffer(f.read(), np.uint8, offset=8)[:images]
+        source = str(SHARED_MNIST)
+    else:
+        rng = np.random.default_rng(0)
+        pixels = rng.integers(0, 256, (images, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, images).astype(np.uint8)
+        source = "random pixels (MNIST not found)"
+    x = (pixels.astype(np.float32) / np.float32(255.0))[:, None]
+    return x, labels.astype(np.int64), source
+
+
+def machine() -> dict:
+    """CPU model, core count, library versions and the current load average."""
+    cpu = platform.processor() or "unknown"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        cpu = next(
+            line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line
+        )
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        pass
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "load_average": os.getloadavg(),
+        "threads_env": {
+            v: os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
+        },
+    }
+    try:
+        import numba
+
+        info["numba"] = numba.__version__
+    except ImportError:
+        info["numba"] = None
+    return info
+
+
+def matmul_gflops(n: int = 1024, repeats: int = 15) -> float:
+    """The machine's float32 matrix-product rate: median GFLOP/s of an n x n by n x n product."""
+    rng = np.random.default_rng(0)
+    a = rng.random((n, n), dtype=np.float32)
+    b = rng.random((n, n), dtype=np.float32)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / float(np.median(times)) / 1e9
+
+
+def conv_flops(model, batch: int) -> float:
+    """Floating-point operations of every Conv2D's forward and backward passes for one batch."""
+    import scratchcnn as sc
+
+    total = 0.0
+    for layer in model.layers:
+        if isinstance(layer, sc.Conv2D):
+            f, c, kh, kw = layer.params["weight"].data.shape
+            _, oh, ow = layer.output_shape
+            one = 2.0 * f * c * kh * kw * oh * ow * batch  # one matrix product's worth
+            total += one * (3 if layer.needs_input_grad else 2)  # forward, dweight, dinput
+    return total
+
+
+# -- measurements in this process ---------------------------------------------------------------
+def new_model(backend: str):
+    import scratchcnn as sc
+
+    sc.set_backend(backend)
+    model = sc.build_model("keras-example", seed=0)
+    return model, sc.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+
+class _Clock:
+    """Collects wall and CPU (process) seconds of named sections; CPU time is what the section
+    would take on an otherwise idle machine when it runs on one thread."""
+
+    def __init__(self):
+        self.wall: dict[str, list[float]] = {}
+        self.cpu: dict[str, list[float]] = {}
+
+    def __call__(self, name: str, func, *args):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = func(*args)
+        self.wall.setdefault(name, []).append(time.perf_counter() - wall)
+        self.cpu.setdefault(name, []).append(time.process_time() - cpu)
+        return result
+
+    def medians_ms(self, skip: int) -> dict[str, dict[str, float]]:
+        def ms(values):
+            return 1000 * float(np.median(values[skip:]))
+
+        return {k: {"wall": ms(self.wall[k]), "cpu": ms(self.cpu[k])} for k in self.wall}
+
+
+def profile(backend: str, x: np.ndarray, y: np.ndarray, batches: int) -> dict:
+    """Median ms per batch (wall and CPU) of each layer's forward and backward pass, in the order
+    the model runs them, and of the loss, the SGD step and the whole step."""
+    import scratchcnn.model
+    from scratchcnn.losses import SoftmaxCrossEntropy
+
+    model, optimizer = new_model(backend)
+    loss = SoftmaxCrossEntropy()
+    plan = getattr(scratchcnn.model, "execution_order", list)(model.layers)
+    names = [f"{model.layers.index(layer)}:{type(layer).__name__}" for layer in plan]
+    clock, warmup = _Clock(), 3
+
+    def step(xb, yb):
+        out = model._check_input(xb)
+        for name, layer in zip(names, plan, strict=True):
+            out = clock(f"{name} forward", layer.forward, out, True)
+        clock("loss", loss.forward, out, yb)
+        dout = clock("loss backward", loss.backward)
+        for name, layer in zip(reversed(names), reversed(plan), strict=True):
+            dout = clock(f"{name} backward", layer.backward, dout)
+        clock("sgd", optimizer.step)
+
+    for b in range(batches + warmup):
+        lo = (b * BATCH) % (len(x) - BATCH + 1)
+        clock("step", step, x[lo : lo + BATCH], y[lo : lo + BATCH])
+    sections = clock.medians_ms(warmup)
+    layers = {n: {d: sections[f"{n} {d}"] for d in ("forward", "backward")} for n in names}
+    conv_ms = sum(
+        v[d]["wall"] for n, v in layers.items() if "Conv2D" in n for d in ("forward", "backward")
+    )
+    return {
+        "layers": layers,
+        "loss": {k: sections["loss"][k] + sections["loss backward"][k] for k in ("wall", "cpu")},
+        "sgd": sections["sgd"],
+        "step": sections["step"],
+        "conv_ms": conv_ms,
+        "conv_gflops": conv_flops(model, BATCH) / conv_ms / 1e6,
+    }
+
+
+def epoch_seconds(backend: str, x: np.ndarray, y: np.ndarray) -> float:
+    """Wall time of ``model.fit`` for one epoch over ``x`` (after a one-batch warm-up)."""
+    model, optimizer = new_model(backend)
+    model.fit(x[:BATCH], y[:BATCH], optimizer, epochs=1, batch_size=BATCH)
+    start = time.perf_counter()
+    model.fit(x, y, optimizer, epochs=1, batch_size=BATCH)
+    return time.perf_counter() - start
+
+
+def latency_ms(backend: str, x: np.ndarray, calls: int) -> float:
+    """Median ms of ``model.predict_proba`` on one image, over ``calls`` calls."""
+    model, _ = new_model(backend)
+    image = x[:1]
+    for _ in range(20):
+        model.predict_proba(image)
+    times = []
+    for i in range(calls):
+        image = x[i % len(x)][None]
+        start = time.perf_counter()
+        model.predict_proba(image)
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+# -- measurements in fresh processes -----------------------------------------------------------
+def run_child(args: list[str], env: dict | None = None) -> dict:
+    """Run this script as a child with ``args``; return the JSON it prints on its last line."""
+    result = subprocess.run(
+        [sys.executable, __file__, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=REPO_ROOT,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"child {args} failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def child_memory(backend: str, images: int) -> dict:
+    """Train one epoch over ``images`` images; report the peak resident set size in MB."""
+    x, y, _ = load_train(images)
+    model, optimizer = new_model(backend)
+    model.fit(x, y, optimizer, epochs=1, batch_size=BATCH)
+    model.predict_proba(x[:1000])
+    return {"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def child_startup(backend: str) -> dict:
+    """Seconds to import scratchcnn, then for the first training step and prediction (compiling
+    whatever is not cached), then for a second step (compiled)."""
+    start = time.perf_counter()
+    import scratchcnn as sc
+
+    imported = time.perf_counter()
+    sc.set_backend(backend)
+    model = sc.build_model("keras-example", seed=0)
+    optimizer = sc.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    rng = np.random.default_rng(0)
+    x = rng.random((BATCH, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, BATCH)
+    t0 = time.perf_counter()
+    model.train_step(x, y, optimizer)
+    model.predict_proba(x[:1])
+    t1 = time.perf_counter()
+    model.train_step(x, y, optimizer)
+    model.predict_proba(x[:1])
+    t2 = time.perf_counter()
+    return {
+        "import_s": imported - start,
+        "first_step_s": t1 - t0,
+        "second_step_s": t2 - t1,
+        "compile_s": (t1 - t0) - (t2 - t1),
+    }
+
+
+def jit_times() -> dict:
+    """Numba start-up with an empty cache directory (compiles everything), then again (cached)."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {"NUMBA_CACHE_DIR": cache}
+        cold = run_child(["--child", "startup", "numba"], env)
+        warm = run_child(["--child", "startup", "numba"], env)
+    return {"cold": cold, "cached": warm}
+
+
+def child_keras(images: int, calls: int) -> dict:
+    """Keras/TensorFlow on the same network: one epoch (after a compiling warm-up) and the median
+    latency of ``model(image)``."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    x, y, _ = load_train(images)
+    x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))  # channels last, Keras's layout
+    layers = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dropout(0.5),
+            layers.Dense(10),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    model.fit(x[: 4 * BATCH], y[: 4 * BATCH], batch_size=BATCH, epochs=1, verbose=0)
+    start = time.perf_counter()
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=True)
+    epoch = time.perf_counter() - start
+    times = []
+    for i in range(calls // 5 + 20):
+        image = x[i % len(x)][None]
+        t = time.perf_counter()
+        model(image, training=False)
+        times.append(time.perf_counter() - t)
+    return {
+        "epoch_s": epoch,
+        "latency_ms": 1000 * float(np.median(times[20:])),
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "version": keras.__version__,
+    }
+
+
+# -- report ----------------------------------------------------------------------------------------
+def print_report(r: dict) -> None:
+    m = r["machine"]
+    print(f"\n{m['cpu']}, {m['cores']} cores; numpy {m['numpy']}, numba {m['numba']}")
+    print(f"load average at start {m['load_average']}, at end {r['load_average_end']}")
+    print(f"float32 matmul {r['matmul_gflops']:.0f} GFLOP/s (1024^3, median)")
+    backends = list(r["backends"])
+    print("\nPer batch of 128, median ms, wall (cpu), in the order the model runs the layers:")
+    names = list(r["backends"][backends[0]]["profile"]["layers"])
+    print(
+        f"{'layer':<16}" + "".join(f"{b + ' forward':>22}{b + ' backward':>22}" for b in backends)
+    )
+
+    def cell(t):
+        return f"{t['wall']:>10.2f} ({t['cpu']:>7.2f})  "
+
+    for name in names:
+        cells = "".join(
+            cell(r["backends"][b]["profile"]["layers"][name][d])
+            for b in backends
+            for d in ("forward", "backward")
+        )
+        print(f"{name:<16}{cells}")
+    for key in ("loss", "sgd", "step"):
+        cells = "".join(cell(r["backends"][b]["profile"][key]) + " " * 22 for b in backends)
+        print(f"{key:<16}{cells}")
+    print()
+    scale = 60000 / r["images"]
+    keras = r.get("keras")
+    for b in backends:
+        res = r["backends"][b]
+        line = f"{b:>6}: "
+        if "epoch_s" in res:
+            line += f"epoch {res['epoch_s']:.1f} s for {r['images']} images "
+            line += f"(= {res['epoch_s'] * scale:.1f} s per 60,000"
+            if keras:
+                line += f", {res['epoch_s'] / keras['epoch_s']:.2f}x Keras"
+            line += "); "
+        if "latency_ms" in res:
+            line += f"latency {res['latency_ms']:.3f} ms; "
+        if "peak_mb" in res:
+            line += f"peak {res['peak_mb']:.0f} MB; "
+        prof = res["profile"]
+        frac = prof["conv_gflops"] / r["matmul_gflops"]
+        line += f"convolutions {prof['conv_gflops']:.0f} GFLOP/s = {frac:.0%} of matmul"
+        print(line)
+    if keras:
+        print(
+            f" keras: epoch {keras['epoch_s']:.1f} s, latency {keras['latency_ms']:.2f} ms, "
+            f"peak {keras['peak_mb']:.0f} MB (Keras {keras['version']})"
+        )
+    if "jit" in r:
+        cold, warm = r["jit"]["cold"], r["jit"]["cached"]
+        print(
+            f"numba JIT: first step {cold['first_step_s']:.1f} s with an empty cache "
+            f"(compile ~{cold['compile_s']:.1f} s), {warm['first_step_s']:.2f} s from the cache; "
+            f"import {cold['import_s']:.2f} / {warm['import_s']:.2f} s"
+        )
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--images", type=int, default=60000, help="training images per epoch")
+    p.add_argument("--backends", default="numpy,numba", help="comma-separated backends")
+    p.add_argument("--profile-batches", type=int, default=30)
+    p.add_argument("--latency-calls", type=int, default=1000)
+    p.add_argument("--memory-images", type=int, default=None, help="default: --images")
+    p.add_argument("--keras", action="store_true", help="also time Keras/TensorFlow")
+    p.add_argument("--threads", type=int, default=None, help="BLAS and numba threads")
+    p.add_argument("--skip", default="", help="comma-separated: epoch,latency,memory,jit")
+    p.add_argument("--json", type=Path, default=None, help="write the results here")
+    p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    if args.child:  # a measurement that needs a fresh process
+        kind, *rest = args.child
+        if kind == "memory":
+            result = child_memory(rest[0], int(rest[1]))
+        elif kind == "startup":
+            result = child_startup(rest[0])
+        else:
+            result = child_keras(int(rest[0]), int(rest[1]))
+        print(json.dumps(result))
+        return 0
+
+    skip = set(filter(None, args.skip.split(",")))
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    x, y, source = load_train(args.images)
+    report = {
+        "machine": machine(),
+        "images": len(x),
+        "data": source,
+        "batch_size": BATCH,
+        "matmul_gflops": matmul_gflops(),
+        "backends": {b: {} for b in backends},
+    }
+    for b in backends:
+        print(f"profiling {b} ...", file=sys.stderr)
+        report["backends"][b]["profile"] = profile(b, x, y, args.profile_batches)
+    if "epoch" not in skip:  # one backend after the other, then Keras
+        for b in backends:
+            print(f"epoch {b} ...", file=sys.stderr)
+            report["backends"][b]["epoch_s"] = epoch_seconds(b, x, y)
+    if args.keras:
+        print("keras ...", file=sys.stderr)
+        report["keras"] = run_child(["--child", "keras", str(len(x)), str(args.latency_calls)])
+    if "latency" not in skip:
+        for b in backends:
+            report["backends"][b]["latency_ms"] = latency_ms(b, x, args.latency_calls)
+    if "memory" not in skip:
+        for b in backends:
+            print(f"memory {b} ...", file=sys.stderr)
+            n = str(args.memory_images or len(x))
+            report["backends"][b].update(run_child(["--child", "memory", b, n]))
+    if "jit" not in skip and "numba" in backends:
+        print("numba compile times ...", file=sys.stderr)
+        report["jit"] = jit_times()
+    report["load_average_end"] = os.getloadavg()
+    print_report(report)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

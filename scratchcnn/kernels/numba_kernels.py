@@ -1,0 +1,427 @@
+"""Numba kernels: the same functions and the same numbers as ``numpy_kernels``, in compiled loops.
+
+Importing this module raises ImportError when numba is missing; ``scratchcnn.kernels`` then falls
+back to NumPy. The matrix products stay in NumPy (BLAS); what is compiled here is everything
+around them: im2col/col2im, the bias, max pooling and ReLU. Every loop nest runs over one
+(channel, image) plane at a time, so ``prange`` splits the batch over the cores with no two
+threads writing the same element, and each plane is summed in the same order as NumPy sums it.
+
+Layouts follow ``scratchcnn.kernels``: results are channel-major (C, N, H, W) buffers returned as
+NCHW views, inputs are read through their strides. No ``fastmath``: results round exactly as
+written. Functions are compiled on first use for each dtype and memory layout and cached on disk
+(``cache=True``), so a second process loads them instead of compiling.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+from numba import njit, prange
+from numba import uint64 as u64
+
+from scratchcnn.kernels import buffers
+from scratchcnn.kernels.layout import channel_major, flat, flat_pair, nchw_of
+from scratchcnn.kernels.numpy_kernels import output_size
+
+NAME = "numba"
+
+__all__ = [
+    "NAME",
+    "col2im",
+    "conv2d_backward",
+    "conv2d_forward",
+    "im2col",
+    "maxpool2d_backward",
+    "maxpool2d_forward",
+    "output_size",
+    "relu_backward",
+    "relu_forward",
+]
+
+# Below this many output elements a kernel runs on one thread: starting the thread team costs more.
+_PARALLEL_MIN = 1 << 15
+
+_jit = {"cache": True, "nogil": True}
+
+
+# -- compiled loops ----------------------------------------------------------------------------
+# The loops index flat C-contiguous arrays with unsigned offsets (``u64``): with signed indices
+# numba checks every access for Python's negative wrap-around, which keeps LLVM from vectorizing.
+# Channel-major planes make each (channel, image) pair one contiguous H*W block.
+def _valid_range(start: int, step: int, count: int, size: int) -> tuple[int, int]:
+    """Indices t in [t0, t1) of 0..count-1 with 0 <= start + t*step < size."""
+    t0 = 0
+    while t0 < count and start + t0 * step < 0:
+        t0 += 1
+    t1 = count
+    while t1 > t0 and start + (t1 - 1) * step >= size:
+        t1 -= 1
+    return t0, t1
+
+
+_valid_range_jit = njit(inline="always", **_jit)(_valid_range)
+
+
+def _im2col_loops(xf, cols, c_, n_, h, w, kh, kw, sh, sw, top, left, oh, ow):
+    # xf: (C, N, H, W) flat; cols: (C*KH*KW, N*OH*OW) flat, row (c, i, j), column (n, y, x)
+    for task in prange(c_ * kh * kw * n_):  # task = row * N + n
+        row = task // n_
+        n = task - row * n_
+        c = row // (kh * kw)
+        i = (row // kw) % kh
+        j = row % kw
+        x0, x1 = _valid_range_jit(j - left, sw, ow, w)
+        src_plane = (c * n_ + n) * h * w
+        for y in range(oh):
+            d = u64(task * oh * ow + y * ow)
+            ih = y * sh + i - top
+            if ih < 0 or ih >= h:
+                for x in range(u64(ow)):
+                    cols[d + x] = 0
+                continue
+            for x in range(u64(x0)):
+                cols[d + x] = 0
+            for x in range(u64(x1), u64(ow)):
+                cols[d + x] = 0
+            s = u64(src_plane + ih * w + j - left + x0 * sw)
+            d += u64(x0)
+            if sw == 1:
+                for t in range(u64(x1 - x0)):
+                    cols[d + t] = xf[s + t]
+            else:
+                step = u64(sw)
+                for t in range(u64(x1 - x0)):
+                    cols[d + t] = xf[s + t * step]
+
+
+def _col2im_loops(cols, dxf, c_, n_, h, w, kh, kw, sh, sw, top, left, oh, ow):
+    # the adjoint of _im2col_loops; each task owns one (c, n) plane of dxf
+    for task in prange(c_ * n_):  # task = c * N + n
+        c = task // n_
+        n = task - c * n_
+        plane = u64(task * h * w)
+        for k in range(u64(h * w)):
+            dxf[plane + k] = 0
+        for i in range(kh):  # offsets in NumPy's order: each pixel sums in the same order
+            y0, y1 = _valid_range_jit(i - top, sh, oh, h)
+            for j in range(kw):
+                x0, x1 = _valid_range_jit(j - left, sw, ow, w)
+                src = (((c * kh + i) * kw + j) * n_ + n) * oh * ow
+                for y in range(y0, y1):
+                    d = plane + u64((y * sh + i - top) * w + x0 * sw + j - left)
+                    s = u64(src + y * ow + x0)
+                    if sw == 1:
+                        for t in range(u64(x1 - x0)):
+                            dxf[d + t] += cols[s + t]
+                    else:
+                        step = u64(sw)
+                        for t in range(u64(x1 - x0)):
+                            dxf[d + t * step] += cols[s + t]
+
+
+def _add_bias_loops(outf, bias, m, block):
+    # outf: (F, M) flat; adds bias[f] to row f, in blocks so small F still splits over threads
+    nblocks = (m + block - 1) // block
+    for task in prange(bias.size * nblocks):
+        f = task // nblocks
+        start = (task - f * nblocks) * block
+        b = bias[f]
+        base = u64(f * m + start)
+        for k in range(u64(min(block, m - start))):
+            outf[base + k] += b
+
+
+def _maxpool_forward_loops(xf, out, argmax, c_, n_, h, w, kh, kw, sh, sw, oh, ow):
+    # per (c, n) plane: each window's first maximum (strict >) and its index i*KW + j
+    for task in prange(c_ * n_):
+        src = task * h * w
+        dst = task * oh * ow
+        for y in range(oh):
+            row = u64(src + y * sh * w)
+            o = u64(dst + y * ow)
+            if kh == 2 and kw == 2 and sw == 2:  # the common case, unrolled so it vectorizes
+                one, two, below = u64(1), u64(2), u64(w)
+                for x in range(u64(ow)):
+                    p = row + two * x
+                    best = xf[p]
+                    arg = 0
+                    v = xf[p + one]
+                    if v > best:
+                        best = v
+                        arg = 1
+                    v = xf[p + below]
+                    if v > best:
+                        best = v
+                        arg = 2
+                    v = xf[p + below + one]
+                    if v > best:
+                        best = v
+                        arg = 3
+                    out[o + x] = best
+                    argmax[o + x] = arg
+                continue
+            for x in range(u64(ow)):
+                p = row + x * u64(sw)
+                best = xf[p]
+                arg = 0
+                for k in range(1, kh * kw):
+                    v = xf[p + u64((k // kw) * w + k % kw)]
+                    if v > best:
+                        best = v
+                        arg = k
+                out[o + x] = best
+                argmax[o + x] = arg
+
+
+def _maxpool_backward_loops(doutf, argf, dxf, c_, n_, h, w, kh, kw, sh, sw, oh, ow):
+    # per (c, n) plane: route each window's gradient to its first maximum
+    tiled = sh == kh and sw == kw
+    for task in prange(c_ * n_):
+        plane = u64(task * h * w)
+        src = task * oh * ow
+        if tiled:  # every pixel written once: zeros beside the winner, zeros where no window is
+            for y in range(oh * kh, h):
+                for x in range(u64(w)):
+                    dxf[plane + u64(y * w) + x] = 0
+            for y in range(oh * kh):
+                for x in range(u64(ow * kw), u64(w)):
+                    dxf[plane + u64(y * w) + x] = 0
+            for y in range(oh):
+                s = u64(src + y * ow)
+                if kh == 2 and kw == 2:  # the common case, in a shape LLVM vectorizes
+                    for i in range(2):
+                        d = plane + u64((2 * y + i) * w)
+                        left, right, one, two = 2 * i, 2 * i + 1, u64(1), u64(2)
+                        for x in range(u64(ow)):
+                            k = argf[s + x]
+                            g = doutf[s + x]
+                            dxf[d + two * x] = g if k == left else 0
+                            dxf[d + two * x + one] = g if k == right else 0
+                    continue
+                for i in range(kh):
+                    d = plane + u64((y * kh + i) * w)
+                    for x in range(u64(ow)):
+                        k = argf[s + x]
+                        g = doutf[s + x]
+                        for j in range(u64(kw)):
+                            dxf[d + x * u64(kw) + j] = g if k == i * kw + j else 0
+        else:  # overlapping or gapped windows: accumulate offset by offset, in NumPy's order
+            for x in range(u64(h * w)):
+                dxf[plane + x] = 0
+            for k in range(kh * kw):
+                off = (k // kw) * w + k % kw
+                for y in range(oh):
+                    s = u64(src + y * ow)
+                    d = plane + u64(y * sh * w + off)
+                    for x in range(u64(ow)):
+                        if argf[s + x] == k:
+                            dxf[d + x * u64(sw)] += doutf[s + x]
+
+
+def _relu_forward_loops(x, out):
+    for k in prange(x.size):
+        v = x[u64(k)]
+        out[u64(k)] = v if v > 0 or v != v else 0  # max(x, 0), NaN kept, like np.maximum
+
+
+def _relu_backward_loops(dout, out, dx):
+    for k in prange(dout.size):
+        i = u64(k)
+        dx[i] = dout[i] * (out[i] > 0)  # NumPy's dout * (out > 0), -0.0 and NaN alike
+
+
+def _serial_twin(func):
+    """A copy of ``func`` under another name, so its serial build gets its own on-disk cache entry
+    (numba names cache files after the function; two builds of one function would collide)."""
+    twin = types.FunctionType(func.__code__, func.__globals__, func.__name__ + "_serial")
+    twin.__qualname__ = func.__qualname__ + "_serial"
+    return twin
+
+
+# name -> (parallel build, one-thread build); prange is a plain range in the latter.
+_LOOPS = {
+    func.__name__: (njit(parallel=True, **_jit)(func), njit(**_jit)(_serial_twin(func)))
+    for func in (
+        _im2col_loops,
+        _col2im_loops,
+        _add_bias_loops,
+        _maxpool_forward_loops,
+        _maxpool_backward_loops,
+        _relu_forward_loops,
+        _relu_backward_loops,
+    )
+}
+
+
+def _run(name: str, work: int, *args) -> None:
+    """Call the compiled loop ``name``: on all cores when ``work`` elements justify it."""
+    parallel, serial = _LOOPS[name]
+    (parallel if work >= _PARALLEL_MIN else serial)(*args)
+
+
+# -- the backend's functions (same signatures as numpy_kernels) --------------------------------
+def _planes(x: np.ndarray) -> np.ndarray:
+    """``x`` (N, C, H, W) as its flat channel-major buffer; free when it came from a convolution."""
+    xc = channel_major(x)
+    if not xc.flags.c_contiguous:
+        xc = buffers.copy_of(xc)
+    return xc.reshape(-1)
+
+
+def im2col(
+    x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], pads: tuple[int, int, int, int]
+) -> np.ndarray:
+    """Unfold ``x`` (N, C, H, W) into ``cols`` (C*KH*KW, N*OH*OW), one column per output pixel.
+
+    Padding is read as zeros without building a padded copy.
+    """
+    n, c, h, w = x.shape
+    top, bottom, left, right = pads
+    oh = output_size(h, kh, stride[0], top + bottom)
+    ow = output_size(w, kw, stride[1], left + right)
+    cols = buffers.empty((c * kh * kw, n * oh * ow), x.dtype)
+    _run(
+        "_im2col_loops",
+        cols.size,
+        _planes(x),
+        cols.reshape(-1),
+        c,
+        n,
+        h,
+        w,
+        kh,
+        kw,
+        *stride,
+        top,
+        left,
+        oh,
+        ow,
+    )
+    return cols
+
+
+def col2im(
+    cols: np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    kh: int,
+    kw: int,
+    stride: tuple[int, int],
+    pads: tuple[int, int, int, int],
+) -> np.ndarray:
+    """Fold ``cols`` (C*KH*KW, N*OH*OW) back to (N, C, H, W), summing where windows overlap.
+
+    The adjoint of :func:`im2col`; the result is a channel-major buffer seen as NCHW.
+    """
+    n, c, h, w = x_shape
+    top, bottom, left, right = pads
+    oh = output_size(h, kh, stride[0], top + bottom)
+    ow = output_size(w, kw, stride[1], left + right)
+    dxc = buffers.empty((c, n, h, w), cols.dtype)
+    flat_cols = (cols if cols.flags.c_contiguous else buffers.copy_of(cols)).reshape(-1)
+    args = (c, n, h, w, kh, kw, *stride, top, left, oh, ow)
+    _run("_col2im_loops", cols.size, flat_cols, dxc.reshape(-1), *args)
+    return nchw_of(dxc)
+
+
+def conv2d_forward(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    stride: tuple[int, int],
+    pads: tuple[int, int, int, int],
+    keep_cols: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Convolve ``x`` (N, C, H, W) with ``weight`` (F, C, KH, KW); return (out (N, F, OH, OW), cols).
+
+    ``cols`` is what the backward pass needs (None when ``keep_cols`` is False, at inference).
+    """
+    f, _, kh, kw = weight.shape
+    n, _, h, w = x.shape
+    cols = im2col(x, kh, kw, stride, pads)
+    out = buffers.empty((f, cols.shape[1]), cols.dtype)
+    np.matmul(weight.reshape(f, -1), cols, out=out)  # (F, N*OH*OW): one BLAS call
+    if bias is not None:
+        _run("_add_bias_loops", out.size, out.reshape(-1), bias, out.shape[1], 8192)
+    oh = output_size(h, kh, stride[0], pads[0] + pads[1])
+    ow = output_size(w, kw, stride[1], pads[2] + pads[3])
+    return nchw_of(out.reshape(f, n, oh, ow)), (cols if keep_cols else None)
+
+
+def conv2d_backward(
+    dout: np.ndarray,
+    cols: np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    weight: np.ndarray,
+    stride: tuple[int, int],
+    pads: tuple[int, int, int, int],
+    need_dx: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Gradients of a convolution: (dx (N, C, H, W) or None, dweight like weight, dbias (F,))."""
+    f, _, kh, kw = weight.shape
+    dout2d = channel_major(dout).reshape(f, -1)  # (F, N*OH*OW); free if dout is channel-major
+    dweight = (dout2d @ cols.T).reshape(weight.shape)
+    dbias = dout2d.sum(axis=1)
+    if not need_dx:
+        return None, dweight, dbias
+    dcols = buffers.empty((weight[0].size, dout2d.shape[1]), dout2d.dtype)
+    np.matmul(weight.reshape(f, -1).T, dout2d, out=dcols)
+    return col2im(dcols, x_shape, kh, kw, stride, pads), dweight, dbias
+
+
+def maxpool2d_forward(
+    x: np.ndarray, pool: tuple[int, int], stride: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Max over each window of ``x`` (N, C, H, W): return (out (N, C, OH, OW), argmax uint8).
+
+    Floor mode like NumPy's; ``argmax`` holds ``i*KW + j`` of each window's first maximum.
+    Both are channel-major buffers seen as NCHW.
+    """
+    n, c, h, w = x.shape
+    kh, kw = pool
+    oh = output_size(h, kh, stride[0], 0)
+    ow = output_size(w, kw, stride[1], 0)
+    out = buffers.empty((c, n, oh, ow), x.dtype)
+    argmax = buffers.empty((c, n, oh, ow), np.uint8)
+    args = (c, n, h, w, kh, kw, *stride, oh, ow)
+    _run("_maxpool_forward_loops", x.size, _planes(x), out.reshape(-1), argmax.reshape(-1), *args)
+    return nchw_of(out), nchw_of(argmax)
+
+
+def maxpool2d_backward(
+    dout: np.ndarray,
+    argmax: np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    pool: tuple[int, int],
+    stride: tuple[int, int],
+) -> np.ndarray:
+    """Route ``dout`` (N, C, OH, OW) to the one input that won each window; return (N, C, H, W),
+    a channel-major buffer seen as NCHW."""
+    n, c, h, w = x_shape
+    oh, ow = dout.shape[2], dout.shape[3]
+    dxc = buffers.empty((c, n, h, w), dout.dtype)
+    args = (c, n, h, w, *pool, *stride, oh, ow)
+    _run(
+        "_maxpool_backward_loops", dxc.size, _planes(dout), _planes(argmax), dxc.reshape(-1), *args
+    )
+    return nchw_of(dxc)
+
+
+def relu_forward(x: np.ndarray) -> np.ndarray:
+    """max(x, 0), elementwise, same shape, dtype and memory order."""
+    out = buffers.empty_like(x)
+    pair = flat_pair(x, out)
+    if pair is None:
+        return np.maximum(x, 0, out=out)
+    _run("_relu_forward_loops", x.size, *pair)
+    return out
+
+
+def relu_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Pass ``dout`` where the ReLU's output was positive, 0 elsewhere (a masked entry may be -0.0)."""
+    pair = flat_pair(dout, out)
+    if pair is None or dout.dtype != out.dtype:
+        return np.multiply(dout, out > 0, dtype=dout.dtype)
+    dx = buffers.empty_like(dout)
+    _run("_relu_backward_loops", dout.size, *pair, flat(dx))
+    return dx

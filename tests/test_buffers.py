@@ -1,0 +1,48 @@
+"""The scratch-array pool: reuse only what nobody holds any more."""
+
+import numpy as np
+
+import scratchcnn as sc
+from scratchcnn.kernels import buffers
+
+
+def test_an_array_is_reused_only_when_nothing_refers_to_it():
+    shape = (64, 1024)  # 256 KiB: pooled
+    a = buffers.empty(shape, np.float32)
+    address = a.__array_interface__["data"][0]
+    view = a[1:]
+    del a
+    b = buffers.empty(shape, np.float32)  # `view` still holds the first array
+    assert b.__array_interface__["data"][0] != address
+    del view
+    c = buffers.empty(shape, np.float32)
+    assert c.__array_interface__["data"][0] == address
+    assert c.flags.c_contiguous and c.dtype == np.float32 and c.shape == shape
+
+
+def test_small_arrays_and_clear():
+    small = buffers.empty((3, 4), np.float64)
+    assert small.shape == (3, 4)
+    big = buffers.zeros((300, 300), np.float64)
+    assert not big.any()
+    buffers.clear()  # `big` is in use and stays valid
+    big[...] = 1.0
+    assert big.sum() == 300 * 300
+
+
+def test_empty_like_keeps_channel_major_order():
+    x = np.zeros((5, 128, 12, 12), np.float32).transpose(1, 0, 2, 3)[:, :, ::2, ::2]
+    y = buffers.empty_like(x)
+    assert y.shape == x.shape
+    assert y.transpose(1, 0, 2, 3).flags.c_contiguous
+
+
+def test_outputs_a_caller_keeps_are_never_overwritten():
+    model = sc.build_model("keras-example", seed=0)
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.random((2, 64, 1, 28, 28), dtype=np.float32)
+    conv = model.layers[0]
+    first = conv.forward(x1)
+    kept = first.copy()
+    conv.forward(x2)  # would reuse `first`'s memory if the pool ignored that we hold it
+    np.testing.assert_array_equal(first, kept)
