@@ -31,7 +31,6 @@ from scratchcnn.annotate import debug_view, draw_detections, window_problem  # n
 from scratchcnn.cli import CLIError, run_cli  # noqa: E402
 from scratchcnn.predict import add_reader_arguments, detections_json, make_reader  # noqa: E402
 from scratchcnn.sources import open_camera, open_image, open_video  # noqa: E402
-from scratchcnn.vision import limit_blas_threads  # noqa: E402
 
 PROG = "webcam.py"
 WINDOW = "scratchcnn: handwritten digits (d debug, space pause, s snapshot, q quit)"
@@ -141,7 +140,6 @@ def run(args) -> int:
     if window and (problem := window_problem()):
         raise CLIError(f"{problem}; use --headless (JSON lines) or --save-video OUT")
     reader = make_reader(args)
-    limit_blas_threads(1)  # the crops of one frame are a tiny batch: one BLAS thread is fastest
     source = open_source(args)
     out = VideoOut(args.save_video, source.fps)
     keys = Keys(args.snapshot_dir, debug=args.debug)
