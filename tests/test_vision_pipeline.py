@@ -189,6 +189,8 @@ def untrained_model_path(tmp_path_factory):
         (["--video", "README.md", "--headless"], "README.md: cannot read it as a video"),
         (["--image", "README.md", "--headless"], "README.md: cannot read it as an image"),
         (["--image", "README.md", "--headless", "--min-confidence", "2"], "--min-confidence"),
+        (["--headless", "--save-video", "/nonexistent/out.avi"], "/nonexistent does not exist"),
+        (["--headless", "--max-frames", "0"], "--max-frames must be >= 1"),
     ],
 )
 def test_webcam_errors_are_one_line(untrained_model_path, args, message):
