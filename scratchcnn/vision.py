@@ -529,7 +529,12 @@ class DigitReader:
         if k < 3:
             return ink
         ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-        return cv2.dilate(ink, ellipse)
+        pad = k // 2 + 1  # room to grow: a thin "1" is as wide as its box
+        grown = cv2.dilate(
+            cv2.copyMakeBorder(ink, pad, pad, pad, pad, cv2.BORDER_CONSTANT), ellipse
+        )
+        x, y, w, h = cv2.boundingRect((grown > 0).astype(np.uint8))
+        return grown[y : y + h, x : x + w]
 
     def read(self, frame: np.ndarray) -> FrameResult:
         """Read all digits of ``frame`` (BGR or gray, uint8 preferred; see :func:`to_gray`).
