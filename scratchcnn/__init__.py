@@ -6,7 +6,7 @@ Arrays are float32 and NCHW (batch, channels, height, width) unless a docstring 
 
 from scratchcnn.architectures import ARCHITECTURES, build_model
 from scratchcnn.io import ModelFileError, load_model, save_model
-from scratchcnn.kernels import backend_name, set_backend
+from scratchcnn.kernels import backend_name, set_backend, set_threads
 from scratchcnn.layers import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, Parameter, ReLU
 from scratchcnn.losses import SoftmaxCrossEntropy, log_softmax, softmax
 from scratchcnn.model import Sequential
@@ -37,5 +37,6 @@ __all__ = [
     "log_softmax",
     "save_model",
     "set_backend",
+    "set_threads",
     "softmax",
 ]

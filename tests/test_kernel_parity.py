@@ -212,3 +212,22 @@ def test_every_kernel_has_a_twin():
     for name in sorted(names):
         assert callable(getattr(fast, name, None)), f"numba_kernels lacks {name}"
     assert (ref.NAME, fast.NAME) == ("numpy", "numba")
+
+
+def test_threads_setting_reaches_numba_and_blas():
+    code = (
+        "import numba, scratchcnn as sc\n"
+        "from scratchcnn.kernels import blas\n"
+        "print(numba.get_num_threads(), *[g() for g, _ in blas._thread_controls()])\n"
+        "sc.set_threads(2)\n"
+        "print(numba.get_num_threads())\n"
+    )
+    env = {**os.environ, "SCRATCHCNN_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, env=env,
+        check=True,
+    ).stdout.split("\n")  # fmt: skip
+    assert set(out[0].split()) == {"1"}  # numba's threads, then each BLAS library's
+    assert out[1] == str(min(2, os.cpu_count()))
+    with pytest.raises(ValueError, match="threads"):
+        sc.set_threads(0)

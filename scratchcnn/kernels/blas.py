@@ -44,6 +44,12 @@ def _direct_calls(lib):
     return lib.get_num_threads, lib.set_num_threads
 
 
+def set_threads(n: int) -> None:
+    """Let BLAS use ``n`` threads for the products that :func:`matmul` does not keep on one."""
+    for _, set_ in _thread_controls():
+        set_(n)
+
+
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``a @ b`` for 2-D ``a`` (M, K) and ``b`` (K, N), into ``out`` (M, N) when given."""
     if a.shape[0] * a.shape[1] * b.shape[1] >= SMALL:
