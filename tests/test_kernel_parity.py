@@ -218,6 +218,7 @@ def test_threads_setting_reaches_numba_and_blas():
     code = (
         "import numba, scratchcnn as sc\n"
         "from scratchcnn.kernels import blas\n"
+        "sc.backend_name()\n"  # the first use of the kernels reads SCRATCHCNN_THREADS
         "print(numba.get_num_threads(), *[g() for g, _ in blas._thread_controls()])\n"
         "sc.set_threads(2)\n"
         "print(numba.get_num_threads())\n"
