@@ -19,6 +19,13 @@ fast = pytest.importorskip("scratchcnn.kernels.numba_kernels", reason="numba is 
 TOL = 1e-5
 
 
+@pytest.fixture(params=["serial", "parallel"])
+def build(request, monkeypatch):
+    """Run each test with the one-thread builds of the loops, then with the parallel ones."""
+    monkeypatch.setattr(fast, "_PARALLEL_MIN", 0 if request.param == "parallel" else 1 << 62)
+    return request.param
+
+
 def assert_same(a, b, what):
     assert a.shape == b.shape, f"{what}: shape {a.shape} != {b.shape}"
     assert a.dtype == b.dtype, f"{what}: dtype {a.dtype} != {b.dtype}"
@@ -44,6 +51,7 @@ CONV_CASES = [
 ]
 
 
+@pytest.mark.usefixtures("build")
 @pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: "x".join(map(str, c[:4])))
 @pytest.mark.parametrize("layout", ["nchw", "channel-major"])
 def test_convolution_kernels_match(case, layout):
@@ -79,6 +87,7 @@ POOLS = [((2, 2), (2, 2)), ((3, 3), (2, 2)), ((3, 3), (1, 1)), ((2, 3), (3, 1))]
 POOL_SHAPES = [(1, 1, 5, 5), (7, 3, 28, 28), (7, 1, 31, 17), (1, 3, 11, 26), (7, 3, 6, 9)]
 
 
+@pytest.mark.usefixtures("build")
 @pytest.mark.parametrize(("pool", "stride"), POOLS, ids=lambda v: "x".join(map(str, v)))
 @pytest.mark.parametrize("shape", POOL_SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("layout", ["nchw", "channel-major"])
@@ -102,6 +111,7 @@ def test_pooling_kernels_match(pool, stride, shape, layout, ties):
     )
 
 
+@pytest.mark.usefixtures("build")
 @pytest.mark.parametrize("shape", [(1, 1, 5, 5), (7, 3, 13, 31), (3, 17)])
 @pytest.mark.parametrize("layout", ["nchw", "channel-major", "strided"])
 def test_relu_kernels_match(shape, layout):
@@ -118,6 +128,7 @@ def test_relu_kernels_match(shape, layout):
     np.testing.assert_array_equal(ref.relu_backward(dout, out_ref), fast.relu_backward(dout, out))
 
 
+@pytest.mark.usefixtures("build")
 def test_float64_stays_float64():
     x = np.random.default_rng(0).standard_normal((2, 3, 7, 7))
     weight = np.ones((2, 3, 3, 3))
@@ -143,6 +154,7 @@ def restore_backend():
     sc.set_backend(previous)
 
 
+@pytest.mark.usefixtures("build")
 @pytest.mark.parametrize("make", [network, lambda: sc.build_model("keras-example", seed=1)])
 def test_training_steps_match(make, restore_backend):
     models = {}
@@ -200,3 +212,23 @@ def test_every_kernel_has_a_twin():
     for name in sorted(names):
         assert callable(getattr(fast, name, None)), f"numba_kernels lacks {name}"
     assert (ref.NAME, fast.NAME) == ("numpy", "numba")
+
+
+def test_threads_setting_reaches_numba_and_blas():
+    code = (
+        "import numba, scratchcnn as sc\n"
+        "from scratchcnn.kernels import blas\n"
+        "sc.backend_name()\n"  # the first use of the kernels reads SCRATCHCNN_THREADS
+        "print(numba.get_num_threads(), *[g() for g, _ in blas._thread_controls()])\n"
+        "sc.set_threads(2)\n"
+        "print(numba.get_num_threads())\n"
+    )
+    env = {**os.environ, "SCRATCHCNN_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, env=env,
+        check=True,
+    ).stdout.split("\n")  # fmt: skip
+    assert set(out[0].split()) == {"1"}  # numba's threads, then each BLAS library's
+    assert out[1] == str(min(2, os.cpu_count()))
+    with pytest.raises(ValueError, match="threads"):
+        sc.set_threads(0)

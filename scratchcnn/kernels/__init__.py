@@ -6,6 +6,7 @@ Every backend module offers the same functions with the same numbers (``conv2d_f
 
 The choice comes from :func:`set_backend`, else the ``SCRATCHCNN_BACKEND`` environment variable,
 else ``"auto"``: Numba when it imports, NumPy otherwise (saying so once on stderr).
+:func:`set_threads` (or ``SCRATCHCNN_THREADS``) sets how many threads they use.
 """
 
 from __future__ import annotations
@@ -21,7 +22,37 @@ _active: ModuleType | None = None
 
 
 def _load(name: str) -> ModuleType:
+    if os.environ.get("SCRATCHCNN_THREADS") and _threads is None:
+        set_threads()
     return importlib.import_module(f"scratchcnn.kernels.{name}_kernels")
+
+
+_threads: int | None = None
+
+
+def set_threads(n: int | None = None) -> int:
+    """Threads for the kernels: numba's parallel loops and BLAS's large matrix products.
+
+    ``None`` reads ``SCRATCHCNN_THREADS``, else uses every core. On a machine that other processes
+    keep busy, 1 can be several times faster: a parallel loop ends with its slowest thread, and a
+    thread the scheduler is not running makes the others wait for a whole time slice. numba counts
+    threads per calling thread: call this from the thread that trains. Returns the number set.
+    """
+    global _threads
+    if n is None:
+        n = int(os.environ.get("SCRATCHCNN_THREADS") or 0) or os.cpu_count() or 1
+    if int(n) < 1:
+        raise ValueError(f"threads must be >= 1, got {n!r}")
+    _threads = int(n)
+    from scratchcnn.kernels import blas
+
+    blas.set_threads(_threads)
+    try:
+        import numba
+    except ImportError:
+        return _threads
+    numba.set_num_threads(min(_threads, numba.config.NUMBA_NUM_THREADS))
+    return _threads
 
 
 def set_backend(name: str | None = None) -> str:

@@ -12,6 +12,7 @@ when it would grow beyond ``MAX_BYTES``; :func:`clear` drops them all.
 
 from __future__ import annotations
 
+import math
 import sys
 
 import numpy as np
@@ -31,8 +32,8 @@ def empty(shape, dtype) -> np.ndarray:
     """An uninitialized C-contiguous array of ``shape`` and ``dtype``, reused when possible."""
     global _held
     dtype = np.dtype(dtype)
-    shape = tuple(int(s) for s in shape)
-    nbytes = dtype.itemsize * int(np.prod(shape))
+    shape = tuple(shape)
+    nbytes = dtype.itemsize * math.prod(shape)
     if nbytes < MIN_BYTES:
         return np.empty(shape, dtype)
     key = (shape, dtype)
@@ -52,9 +53,11 @@ def empty(shape, dtype) -> np.ndarray:
 def empty_like(x: np.ndarray, dtype=None) -> np.ndarray:
     """Like ``np.empty_like(x)``: same shape, axes laid out in the order of ``x``'s strides (a
     channel-major activation, or a strided view of one, gives a channel-major array)."""
-    order = np.argsort([-abs(s) for s in x.strides], kind="stable")
-    buffer = empty([x.shape[i] for i in order], dtype or x.dtype)
-    return buffer.transpose(np.argsort(order))
+    if x.nbytes < MIN_BYTES:
+        return np.empty_like(x, dtype=dtype)  # NumPy keeps the memory order itself
+    order = sorted(range(x.ndim), key=lambda axis: -abs(x.strides[axis]))
+    buffer = empty([x.shape[axis] for axis in order], dtype or x.dtype)
+    return buffer.transpose(sorted(range(x.ndim), key=order.__getitem__))
 
 
 def copy_of(x: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit, prange
 from numba import uint64 as u64
 
-from scratchcnn.kernels import buffers
+from scratchcnn.kernels import blas, buffers
 from scratchcnn.kernels.layout import channel_major, flat, flat_pair, nchw_of
 from scratchcnn.kernels.numpy_kernels import output_size
 
@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 # Below this many output elements a kernel runs on one thread: starting the thread team costs more.
-_PARALLEL_MIN = 1 << 15
+_PARALLEL_MIN = 1 << 18
 
 _jit = {"cache": True, "nogil": True}
 
@@ -340,7 +340,7 @@ def conv2d_forward(
     n, _, h, w = x.shape
     cols = im2col(x, kh, kw, stride, pads)
     out = buffers.empty((f, cols.shape[1]), cols.dtype)
-    np.matmul(weight.reshape(f, -1), cols, out=out)  # (F, N*OH*OW): one BLAS call
+    blas.matmul(weight.reshape(f, -1), cols, out=out)  # (F, N*OH*OW): one BLAS call
     if bias is not None:
         _run("_add_bias_loops", out.size, out.reshape(-1), bias, out.shape[1], 8192)
     oh = output_size(h, kh, stride[0], pads[0] + pads[1])
@@ -360,12 +360,12 @@ def conv2d_backward(
     """Gradients of a convolution: (dx (N, C, H, W) or None, dweight like weight, dbias (F,))."""
     f, _, kh, kw = weight.shape
     dout2d = channel_major(dout).reshape(f, -1)  # (F, N*OH*OW); free if dout is channel-major
-    dweight = (dout2d @ cols.T).reshape(weight.shape)
+    dweight = blas.matmul(dout2d, cols.T).reshape(weight.shape)
     dbias = dout2d.sum(axis=1)
     if not need_dx:
         return None, dweight, dbias
     dcols = buffers.empty((weight[0].size, dout2d.shape[1]), dout2d.dtype)
-    np.matmul(weight.reshape(f, -1).T, dout2d, out=dcols)
+    blas.matmul(weight.reshape(f, -1).T, dout2d, out=dcols)
     return col2im(dcols, x_shape, kh, kw, stride, pads), dweight, dbias
 
 
@@ -410,8 +410,8 @@ def maxpool2d_backward(
 def relu_forward(x: np.ndarray) -> np.ndarray:
     """max(x, 0), elementwise, same shape, dtype and memory order."""
     out = buffers.empty_like(x)
-    pair = flat_pair(x, out)
-    if pair is None:
+    pair = flat_pair(x, out) if x.size >= _PARALLEL_MIN else None
+    if pair is None:  # small or oddly strided: NumPy's maximum, the same numbers
         return np.maximum(x, 0, out=out)
     _run("_relu_forward_loops", x.size, *pair)
     return out
@@ -419,7 +419,7 @@ def relu_forward(x: np.ndarray) -> np.ndarray:
 
 def relu_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Pass ``dout`` where the ReLU's output was positive, 0 elsewhere (a masked entry may be -0.0)."""
-    pair = flat_pair(dout, out)
+    pair = flat_pair(dout, out) if dout.size >= _PARALLEL_MIN else None
     if pair is None or dout.dtype != out.dtype:
         return np.multiply(dout, out > 0, dtype=dout.dtype)
     dx = buffers.empty_like(dout)
