@@ -57,6 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--snapshot-dir", type=Path, default=Path("."), help="where key s saves (default .)"
     )
+    p.add_argument("--debug", action="store_true", help="start with the debug view (key d)")
     return p.parse_args(argv)
 
 
@@ -99,6 +100,40 @@ def quiet_qt_fonts() -> None:
         os.environ["QT_QPA_FONTDIR"] = str(fonts)
 
 
+class Keys:
+    """What the window's keys do: ``d`` debug view, space pause, ``s`` snapshot, ``q``/Esc quit."""
+
+    def __init__(self, snapshot_dir: Path, debug: bool = False):
+        self.snapshot_dir = snapshot_dir
+        self.debug, self.paused = debug, False
+        self.snapshots = 0
+
+    def press(self, key: int, shown) -> bool:
+        """Act on ``key`` (a ``cv2.waitKey`` code) with ``shown`` the image on screen; returns
+        True when the user asked to quit."""
+        key &= 0xFF
+        if key in (ord("q"), KEY_ESC):
+            return True
+        if key == ord("d"):
+            self.debug = not self.debug
+        elif key == ord(" "):
+            self.paused = not self.paused
+        elif key == ord("s"):
+            self.snapshots += 1
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            path = self.snapshot_dir / f"snapshot-{stamp}-{self.snapshots}.png"
+            try:
+                self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+                saved = cv2.imwrite(str(path), shown)
+            except (OSError, cv2.error):
+                saved = False
+            if saved:
+                print(f"saved {path}", flush=True)
+            else:
+                print(f"{PROG}: could not write {path}", file=sys.stderr)
+        return False
+
+
 def run(args) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise CLIError(f"--max-frames must be >= 1, got {args.max_frames}")
@@ -109,7 +144,8 @@ def run(args) -> int:
     limit_blas_threads(1)  # the crops of one frame are a tiny batch: one BLAS thread is fastest
     source = open_source(args)
     out = VideoOut(args.save_video, source.fps)
-    frames, fps, paused, debug, held = 0, None, False, False, False
+    keys = Keys(args.snapshot_dir, debug=args.debug)
+    frames, fps, held = 0, None, False
     frame = result = shown = None
     last_tick = time.perf_counter()
     try:
@@ -117,13 +153,12 @@ def run(args) -> int:
             quiet_qt_fonts()
             cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
         while args.max_frames is None or frames < args.max_frames:
-            if not (paused or held):
+            if not (keys.paused or held):
                 next_frame = source.read()
                 if next_frame is None:
-                    if window and source.still:
-                        held = True  # keep showing a still image until the user quits
-                    else:
+                    if not (window and source.still):
                         break
+                    held = True  # keep showing a still image until the user quits
                 else:
                     frame = next_frame
                     result = reader.read(frame)
@@ -131,55 +166,41 @@ def run(args) -> int:
                     rate = 1.0 / max(now - last_tick, 1e-6)
                     fps = rate if fps is None else 0.9 * fps + 0.1 * rate
                     last_tick = now
-                    annotated = draw_detections(frame, result.detections, fps)
-                    out.write(annotated)
+                    shown = draw_detections(frame, result.detections, fps)
+                    out.write(shown)
                     if args.headless:
                         line = {"frame": frames, "detections": detections_json(result.detections)}
                         print(json.dumps(line), flush=True)
                     frames += 1
             if not window:
-                shown = annotated
                 continue
-            info = "paused" if paused else None
-            shown = (
-                debug_view(frame, result, fps)
-                if debug
-                else draw_detections(frame, result.detections, fps, info=info)
-            )
+            if keys.debug:
+                shown = debug_view(frame, result, fps)
+            else:
+                info = f"read {sum(result.timings.values()):.1f} ms"
+                shown = draw_detections(
+                    frame, result.detections, fps, info + ("  paused" if keys.paused else "")
+                )
             cv2.imshow(WINDOW, shown)
-            if source.live or paused or held:
-                delay = 1 if source.live and not paused else 30
+            if source.live and not keys.paused:
+                delay = 1
+            elif keys.paused or held:
+                delay = 30
             else:  # a video plays at its own rate, never faster
                 delay = max(1, int(1000 / source.fps - 1000 * (time.perf_counter() - last_tick)))
-            key = cv2.waitKey(delay) & 0xFF
-            if (
-                key in (ord("q"), KEY_ESC)
-                or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1
-            ):
+            key = cv2.waitKey(delay)
+            if keys.press(key, shown) or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
                 break
-            if key == ord("d"):
-                debug = not debug
-            elif key == ord(" "):
-                paused = not paused
+            if key & 0xFF == ord(" "):
                 last_tick = time.perf_counter()
-            elif key == ord("s"):
-                args.snapshot_dir.mkdir(parents=True, exist_ok=True)
-                path = args.snapshot_dir / time.strftime("snapshot-%Y%m%d-%H%M%S.png")
-                if cv2.imwrite(str(path), shown):
-                    print(f"saved {path}", flush=True)
-                else:
-                    print(f"{PROG}: could not write {path}", file=sys.stderr)
     finally:
         source.close()
         out.close()
         if window:
             cv2.destroyAllWindows()
-    if (
-        args.screenshot is not None
-        and shown is not None
-        and not cv2.imwrite(str(args.screenshot), shown)
-    ):
-        raise CLIError(f"{args.screenshot}: cannot write the screenshot there")
+    if args.screenshot is not None and shown is not None:
+        if not cv2.imwrite(str(args.screenshot), shown):
+            raise CLIError(f"{args.screenshot}: cannot write the screenshot there")
     return 0
 
 

@@ -153,7 +153,7 @@ def paper_brightness(gray: np.ndarray, kernel_fraction: float = 0.08) -> np.ndar
     """Estimate the brightness of the paper under the ink: uint8 (H, W) like ``gray``.
 
     A grayscale closing (max then min filter) erases dark strokes narrower than its kernel; it runs
-    on a copy about 160 pixels across (fast), is smoothed and scaled back to the frame's size.
+    on a copy about 160 pixels across (fast), is box-filtered and scaled back to the frame's size.
     The kernel is ``kernel_fraction`` of the short side, so it scales with the frame.
     """
     h, w = gray.shape
@@ -162,7 +162,7 @@ def paper_brightness(gray: np.ndarray, kernel_fraction: float = 0.08) -> np.ndar
     k = max(3, int(round(kernel_fraction * min(h, w) * scale)) | 1)
     ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     paper = cv2.morphologyEx(small, cv2.MORPH_CLOSE, ellipse, borderType=cv2.BORDER_REPLICATE)
-    paper = cv2.GaussianBlur(paper, (0, 0), k / 3.0)
+    paper = cv2.blur(paper, (k, k), borderType=cv2.BORDER_REPLICATE)  # smooth the closing's steps
     return cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
@@ -176,7 +176,7 @@ def ink_darkness(gray: np.ndarray, paper: np.ndarray, min_paper: int = 24) -> np
     return darkness
 
 
-def noise_level(gray: np.ndarray, paper: np.ndarray, step: int = 4) -> float:
+def noise_level(gray: np.ndarray, paper: np.ndarray, step: int = 6) -> float:
     """Robust standard deviation of the pixels' relative difference from the paper (0..1), from
     every ``step``-th row and column: 1.4826 times the median absolute deviation, which ink
     (a minority of pixels) hardly moves."""
@@ -269,27 +269,35 @@ def merge_pieces(boxes: list[Box], merge_gap: float = 0.15) -> list[list[int]]:
     return [sorted(g) for g in groups]
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+
+
+def _joins_row(box: Box, row: list[Box]) -> bool:
+    """Does ``box`` belong to ``row``? Its vertical center must lie within half the row's median
+    height (or half its own height, if larger) of the row's mean center."""
+    cy = box[1] + box[3] / 2
+    row_cy = sum(b[1] + b[3] / 2 for b in row) / len(row)
+    row_h = _median([b[3] for b in row])
+    return abs(cy - row_cy) <= 0.5 * max(row_h, box[3] * 0.5)
+
+
 def reading_order(boxes: list[Box]) -> list[int]:
     """Indices of ``boxes`` in reading order: rows from top to bottom, left to right in a row.
 
-    A box joins the current row when its vertical center lies within half the row's median height
-    of the row's mean center (so rows may tilt or wobble a little); rows are then read in order of
-    their mean center, boxes within a row by their left edge.
+    Boxes are taken by their vertical center; one joins the current row when its center lies
+    within half the row's median height of the row's mean center (so rows may tilt or wobble a
+    little), otherwise it starts the next row. Within a row, boxes go by their left edge.
     """
-    if not boxes:
-        return []
     by_center = sorted(range(len(boxes)), key=lambda i: boxes[i][1] + boxes[i][3] / 2)
     rows: list[list[int]] = []
     for i in by_center:
-        cy = boxes[i][1] + boxes[i][3] / 2
-        if rows:
-            row = rows[-1]
-            row_cy = np.mean([boxes[j][1] + boxes[j][3] / 2 for j in row])
-            row_h = np.median([boxes[j][3] for j in row])
-            if abs(cy - row_cy) <= 0.5 * max(row_h, boxes[i][3] * 0.5):
-                row.append(i)
-                continue
-        rows.append([i])
+        if rows and _joins_row(boxes[i], [boxes[j] for j in rows[-1]]):
+            rows[-1].append(i)
+        else:
+            rows.append([i])
     return [i for row in rows for i in sorted(row, key=lambda j: (boxes[j][0], boxes[j][1]))]
 
 
@@ -297,25 +305,30 @@ def rows_of(detections: list[Detection]) -> list[list[Detection]]:
     """Split detections (already in reading order) into their rows."""
     rows: list[list[Detection]] = []
     for det in detections:
-        if rows and det.box[0] >= rows[-1][-1].box[0]:
-            row = rows[-1]
-            cy = det.box[1] + det.box[3] / 2
-            row_cy = np.mean([d.box[1] + d.box[3] / 2 for d in row])
-            row_h = np.median([d.box[3] for d in row])
-            if abs(cy - row_cy) <= 0.5 * max(row_h, det.box[3] * 0.5):
-                row.append(det)
-                continue
-        rows.append([det])
+        if (
+            rows
+            and det.box[0] >= rows[-1][-1].box[0]
+            and _joins_row(det.box, [d.box for d in rows[-1]])
+        ):
+            rows[-1].append(det)
+        else:
+            rows.append([det])
     return rows
 
 
 # -- step 4: MNIST normalization ------------------------------------------------------------------
 def center_of_mass(image: np.ndarray) -> tuple[float, float]:
-    """(row, column) center of mass of a 2-D nonnegative image; its center if it is all zero."""
-    m = cv2.moments(np.ascontiguousarray(image, dtype=np.float32))
-    if m["m00"] <= 1e-12:
+    """(row, column) center of mass of a 2-D nonnegative image; its center if it is all zero.
+
+    (NumPy, not ``cv2.moments``: OpenCV takes an (N, 2) array for a list of points.)
+    """
+    image = np.asarray(image, dtype=np.float64)
+    total = image.sum()
+    if total <= 1e-12:
         return ((image.shape[0] - 1) / 2.0, (image.shape[1] - 1) / 2.0)
-    return (m["m01"] / m["m00"], m["m10"] / m["m00"])
+    rows = image.sum(axis=1) @ np.arange(image.shape[0]) / total
+    cols = image.sum(axis=0) @ np.arange(image.shape[1]) / total
+    return (float(rows), float(cols))
 
 
 def deskew(image: np.ndarray) -> np.ndarray:
@@ -344,7 +357,8 @@ def normalize_digit(ink: np.ndarray, deskew_digit: bool = False) -> np.ndarray:
     ``ink`` (h, w) is the digit's darkness (uint8 or float, 0 = paper), cropped to its bounding
     box. It is scaled (area interpolation) so its longer side is 20 pixels, keeping its aspect
     ratio, brightened so its strongest stroke is 1.0, and placed in 28x28 with its center of mass
-    at the center (13.5, 13.5) by a sub-pixel shift. With ``deskew_digit`` it is then sheared
+    at the center (13.5, 13.5) by a sub-pixel shift (a digit whose mass is so far off its box's
+    center that the shift would cut it is made smaller until it fits). With ``deskew_digit`` it is then sheared
     upright about its center of mass.
     """
     ink = np.asarray(ink, dtype=np.float32)
@@ -353,16 +367,22 @@ def normalize_digit(ink: np.ndarray, deskew_digit: bool = False) -> np.ndarray:
     if h == 0 or w == 0:
         return out
     scale = MNIST_BOX / max(h, w)
-    nh, nw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    small = cv2.resize(ink, (nw, nh), interpolation=interpolation)
-    peak = float(small.max())
-    if peak <= 0:
-        return out
+    for _ in range(4):
+        nh, nw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        small = cv2.resize(ink, (nw, nh), interpolation=interpolation)
+        peak = float(small.max())
+        if peak <= 0:
+            return out
+        cy, cx = center_of_mass(small)
+        # Centering by mass must not push ink out of the 28x28 image: a digit whose mass lies
+        # far from its box's center (a "C", a "7") is made a little smaller instead.
+        reach = max(cy, nh - 1 - cy, cx, nw - 1 - cx)
+        if reach <= MNIST_CENTER + 1e-3:
+            break
+        scale *= MNIST_CENTER / reach * 0.98
     small *= 1.0 / peak
-    cy, cx = center_of_mass(small)
-    # Sub-pixel translation putting (cy, cx) at the center; the shift lies within the padding
-    # for any digit whose mass is not at its box's very edge.
+    # Sub-pixel translation (bilinear) putting the center of mass at (13.5, 13.5).
     matrix = np.float32([[1, 0, MNIST_CENTER - cx], [0, 1, MNIST_CENTER - cy]])
     out = cv2.warpAffine(
         small, matrix, (MNIST_SIZE, MNIST_SIZE), flags=cv2.INTER_LINEAR, borderValue=0.0

@@ -62,6 +62,7 @@ def shape_image(kind, h, w):
         ("ellipse", 120, 80),
         ("ellipse", 40, 90),  # wider than tall
         ("bar", 200, 14),
+        ("bar", 65, 8),  # 2 pixels wide at 20x20: cv2.moments would take it for a point list
         ("seven", 60, 45),
         ("ellipse", 9, 7),  # smaller than the 20-pixel box: scaled up
     ],

@@ -268,12 +268,16 @@ def xvfb_display():
 
 
 @pytest.mark.slow
-def test_window_shows_annotated_frames_under_xvfb(xvfb_display, digit_model_path, videos, tmp_path):
+@pytest.mark.parametrize("view", ["annotated", "debug"])
+def test_window_shows_annotated_frames_under_xvfb(
+    xvfb_display, digit_model_path, videos, tmp_path, view
+):
     shot = tmp_path / "shown.png"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "DISPLAY": xvfb_display}
+    extra = ["--debug"] if view == "debug" else []
     app = subprocess.Popen(
-        [sys.executable, str(WEBCAM), "--video", str(videos[0]), "--loop", "--max-frames", "150",
-         "--model", str(digit_model_path), "--screenshot", str(shot)],
+        [sys.executable, str(WEBCAM), "--video", str(videos[0]), "--loop", "--max-frames", "120",
+         "--model", str(digit_model_path), "--screenshot", str(shot), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT, env=env,
     )  # fmt: skip
     captured = 0
@@ -296,5 +300,29 @@ def test_window_shows_annotated_frames_under_xvfb(xvfb_display, digit_model_path
     assert app.returncode == 0, stderr
     assert "Traceback" not in stderr
     assert shot.exists() and green_pixels(shot) > 500
+    height = cv2.imread(str(shot)).shape[0]
+    assert height > 480 if view == "debug" else height == 480  # the debug view adds the crops
     if shutil.which("import"):
         assert captured > 500, "the window never showed annotation boxes on the X screen"
+
+
+def load_webcam_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("webcam_example", WEBCAM)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_window_keys(tmp_path, capsys):
+    keys = load_webcam_module().Keys(tmp_path / "shots")
+    image = np.zeros((10, 10, 3), np.uint8)
+    assert not keys.press(ord("d"), image) and keys.debug
+    assert not keys.press(ord("d"), image) and not keys.debug
+    assert not keys.press(ord(" "), image) and keys.paused
+    assert not keys.press(-1, image) and keys.paused  # no key
+    assert not keys.press(ord("s"), image) and not keys.press(ord("s"), image)
+    assert len(list((tmp_path / "shots").glob("snapshot-*.png"))) == 2
+    assert "saved" in capsys.readouterr().out
+    assert keys.press(ord("q"), image) and keys.press(27, image)
