@@ -42,15 +42,14 @@ def parse_args(argv=None):
     p.add_argument(
         "--data-dir",
         type=Path,
-        default=REPO_ROOT.parent / "shared" / "data" / "mnist",
-        help="folder with the MNIST test IDX files",
+        help="MNIST folder (default ../shared/data/mnist when there, else $SCRATCHCNN_DATA, cache)",
     )
-    p.add_argument("--backend", default="numpy", help="kernels: numpy, numba or auto (numpy)")
+    p.add_argument("--backend", default="auto", help="kernels: numpy, numba or auto (default)")
     p.add_argument(
-        "--blas-threads",
+        "--threads",
         type=int,
         default=1,
-        help="BLAS threads during prediction (default 1; 0 leaves the library's default)",
+        help="BLAS/Numba threads for the batched prediction (default 1; 0: the libraries' own)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="write the results here as JSON")
@@ -61,7 +60,7 @@ def run(args) -> dict:
     import scratchcnn as sc
     from scratchcnn.cli import CLIError
     from scratchcnn.synthetic import FrameRenderer, mnist_test_digits
-    from scratchcnn.vision import DigitReader, limit_blas_threads
+    from scratchcnn.vision import DigitReader
 
     if args.frames < 200:
         raise CLIError("--frames must be at least 200 (medians over fewer frames are noise)")
@@ -72,10 +71,11 @@ def run(args) -> dict:
         model, model_name = load_reader_model(args.model), str(args.model)
     else:
         model, model_name = sc.build_model(args.arch, seed=0), f"untrained {args.arch}"
-    if args.blas_threads > 0:
-        limit_blas_threads(args.blas_threads)
-    reader = DigitReader(model)
-    renderer = FrameRenderer(*mnist_test_digits(args.data_dir))
+    reader = DigitReader(model, predict_threads=args.threads or None)
+    from mnist_data import default_data_dir
+
+    data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
+    renderer = FrameRenderer(*mnist_test_digits(data_dir))
     rng = np.random.default_rng(args.seed)
     frames = {n: [renderer.render(rng, n)[0] for _ in range(args.frames)] for n in args.digits}
     load_before = os.getloadavg()
@@ -117,7 +117,7 @@ def run(args) -> dict:
         "frame_size": [640, 480],
         "model": model_name,
         "backend": backend,
-        "blas_threads": args.blas_threads or "library default",
+        "predict_threads": args.threads or "library default",
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -135,7 +135,7 @@ def table(results: dict) -> str:
     )
     lines = [
         f"vision pipeline on 640x480 frames: {results['model']}, {results['backend']} kernels, "
-        f"BLAS threads {results['blas_threads']}, {results['cpu_count']} CPUs, load "
+        f"threads {results['predict_threads']}, {results['cpu_count']} CPUs, load "
         f"{results['load_average_before'][0]:.2f} -> {results['load_average_after'][0]:.2f}",
         head,
         "-" * len(head),

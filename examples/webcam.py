@@ -30,8 +30,7 @@ import cv2  # noqa: E402
 from scratchcnn.annotate import debug_view, draw_detections, window_problem  # noqa: E402
 from scratchcnn.cli import CLIError, run_cli  # noqa: E402
 from scratchcnn.predict import add_reader_arguments, detections_json, make_reader  # noqa: E402
-from scratchcnn.sources import open_camera, open_image, open_video  # noqa: E402
-from scratchcnn.vision import limit_blas_threads  # noqa: E402
+from scratchcnn.sources import open_camera, open_image, open_video, quiet_opencv  # noqa: E402
 
 PROG = "webcam.py"
 WINDOW = "scratchcnn: handwritten digits (d debug, space pause, s snapshot, q quit)"
@@ -80,9 +79,10 @@ class VideoOut:
             return
         if self.writer is None:
             h, w = image.shape[:2]
-            self.writer = cv2.VideoWriter(
-                str(self.path), cv2.VideoWriter_fourcc(*"MJPG"), self.fps, (w, h)
-            )
+            with quiet_opencv():
+                self.writer = cv2.VideoWriter(
+                    str(self.path), cv2.VideoWriter_fourcc(*"MJPG"), self.fps, (w, h)
+                )
             if not self.writer.isOpened():
                 raise CLIError(f"{self.path}: cannot write a video there (try an .avi path)")
         self.writer.write(image)
@@ -137,11 +137,13 @@ class Keys:
 def run(args) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise CLIError(f"--max-frames must be >= 1, got {args.max_frames}")
+    for option, path in (("--save-video", args.save_video), ("--screenshot", args.screenshot)):
+        if path is not None and not path.resolve().parent.is_dir():
+            raise CLIError(f"{option} {path}: the folder {path.parent} does not exist")
     window = not args.headless
     if window and (problem := window_problem()):
         raise CLIError(f"{problem}; use --headless (JSON lines) or --save-video OUT")
     reader = make_reader(args)
-    limit_blas_threads(1)  # the crops of one frame are a tiny batch: one BLAS thread is fastest
     source = open_source(args)
     out = VideoOut(args.save_video, source.fps)
     keys = Keys(args.snapshot_dir, debug=args.debug)
@@ -199,8 +201,12 @@ def run(args) -> int:
         if window:
             cv2.destroyAllWindows()
     if args.screenshot is not None and shown is not None:
-        if not cv2.imwrite(str(args.screenshot), shown):
-            raise CLIError(f"{args.screenshot}: cannot write the screenshot there")
+        try:
+            written = cv2.imwrite(str(args.screenshot), shown)
+        except cv2.error:
+            written = False
+        if not written:
+            raise CLIError(f"{args.screenshot}: cannot write the screenshot there (use .png)")
     return 0
 
 

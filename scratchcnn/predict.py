@@ -82,10 +82,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def predict(args) -> int:
     from scratchcnn.sources import SourceError, read_image
-    from scratchcnn.vision import limit_blas_threads
 
     reader = make_reader(args)
-    limit_blas_threads(1)
     failed = 0
     for path in args.images:
         try:

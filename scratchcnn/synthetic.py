@@ -13,7 +13,6 @@ without a camera.
 from __future__ import annotations
 
 import argparse
-import gzip
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,20 +52,13 @@ class RenderConfig:
     margin: float = 0.07  # keep digits this fraction of the frame away from its edges
 
 
-def mnist_test_digits(data_dir) -> tuple[np.ndarray, np.ndarray]:
-    """The 10,000 MNIST test images uint8 (10000, 28, 28) and labels uint8 (10000,) from the IDX
-    files in ``data_dir``."""
-    data_dir = Path(data_dir)
+def mnist_test_digits(data_dir=None, download: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The 10,000 MNIST *test* images uint8 (10000, 28, 28) and labels uint8 (10000,), through
+    :func:`scratchcnn.data.load_mnist` (same folders, same verification; no download unless
+    asked)."""
+    from scratchcnn.data import load_mnist
 
-    def read(name: str, header: int) -> np.ndarray:
-        path = data_dir / name
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such file (the MNIST test set is needed)")
-        with gzip.open(path, "rb") as f:
-            return np.frombuffer(f.read(), dtype=np.uint8, offset=header)
-
-    images = read("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
-    labels = read("t10k-labels-idx1-ubyte.gz", 8)
+    _, (images, labels) = load_mnist(data_dir, download=download, progress=False)
     return images, labels
 
 
@@ -329,7 +321,12 @@ def main(argv=None) -> int:
         description="Write a video of MNIST test digits on unevenly lit paper (MJPG .avi).",
     )
     p.add_argument("output", type=Path, help="video file to write, e.g. demo.avi")
-    p.add_argument("--data-dir", type=Path, default=Path("../shared/data/mnist"))
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder with the MNIST IDX files (default: $SCRATCHCNN_DATA, then the cache)",
+    )
+    p.add_argument("--download", action="store_true", help="download MNIST if it is missing")
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--digits", type=int, default=6, help="digits per frame (default 6)")
     p.add_argument("--fps", type=float, default=5.0)
@@ -338,7 +335,7 @@ def main(argv=None) -> int:
     from scratchcnn.cli import run_cli
 
     def run() -> int:
-        renderer = FrameRenderer(*mnist_test_digits(args.data_dir))
+        renderer = FrameRenderer(*mnist_test_digits(args.data_dir, args.download))
         rng = np.random.default_rng(args.seed)
         frames = [renderer.render(rng, args.digits)[0] for _ in range(args.frames)]
         write_video(args.output, frames, args.fps)

@@ -195,6 +195,25 @@ def test_uneven_light_does_not_hide_digits_or_make_new_ones():
     assert len(result.detections) == 2
 
 
+@pytest.mark.parametrize("border", [8, 40, 90])
+def test_a_sheet_on_a_dark_desk_does_not_swallow_its_digits(border):
+    desk = np.full((480, 640), 50, np.uint8)
+    sheet = draw_digits_frame([(200, 200, 60), (400, 220, 70), (300, 330, 50)])
+    desk[border:-border, border:-border] = sheet[border:-border, border:-border]
+    noisy = np.clip(desk + np.random.default_rng(border).normal(0, 3, desk.shape), 0, 255)
+    result = DigitReader(FakeModel()).read(noisy.astype(np.uint8))
+    assert len(result.detections) == 3
+
+
+def test_a_digit_inside_a_drawn_frame_is_found():
+    frame = draw_digits_frame([(320, 240, 80)])
+    cv2.rectangle(frame, (200, 140), (440, 340), 40, 4)  # rings the digit: its hole holds it
+    result = DigitReader(FakeModel()).read(frame)
+    assert [d.box[3] for d in result.detections] == pytest.approx(
+        [90], abs=5
+    )  # the ring, not the frame
+
+
 def odd_frames():
     rng = np.random.default_rng(3)
     h, w = 480, 640

@@ -16,14 +16,18 @@ import pytest
 from conftest import REPO_ROOT
 
 from scratchcnn.synthetic import FrameRenderer, MatchCounts, write_video
-from scratchcnn.vision import DigitReader, limit_blas_threads
+from scratchcnn.vision import DigitReader
 
 WEBCAM = REPO_ROOT / "examples" / "webcam.py"
 N_FRAMES = 60
 
 
 def run(args, timeout=300, env=None):
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "SCRATCHCNN_BACKEND": "numpy", **(env or {})}
+    """Run python with ``args``; the same kernels as this process, so the numbers match."""
+    import scratchcnn as sc
+
+    backend = sc.backend_name()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "SCRATCHCNN_BACKEND": backend, **(env or {})}
     return subprocess.run(
         [sys.executable, *map(str, args)],
         capture_output=True,
@@ -67,12 +71,7 @@ def read_video(path):
 def library_results(digit_model, videos):
     """The pipeline run in-process over the video as OpenCV reads it back (MJPG decoded)."""
     reader = DigitReader(digit_model, min_confidence=0.5)
-    limiter = limit_blas_threads(1)
-    try:
-        return [reader.read(frame) for frame in read_video(videos[0])]
-    finally:
-        if limiter is not None:
-            limiter.restore_original_limits()
+    return [reader.read(frame) for frame in read_video(videos[0])]
 
 
 def report(counts: MatchCounts) -> str:
@@ -190,6 +189,8 @@ def untrained_model_path(tmp_path_factory):
         (["--video", "README.md", "--headless"], "README.md: cannot read it as a video"),
         (["--image", "README.md", "--headless"], "README.md: cannot read it as an image"),
         (["--image", "README.md", "--headless", "--min-confidence", "2"], "--min-confidence"),
+        (["--headless", "--save-video", "/nonexistent/out.avi"], "/nonexistent does not exist"),
+        (["--headless", "--max-frames", "0"], "--max-frames must be >= 1"),
     ],
 )
 def test_webcam_errors_are_one_line(untrained_model_path, args, message):
