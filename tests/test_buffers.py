@@ -7,6 +7,7 @@ from scratchcnn.kernels import buffers
 
 
 def test_an_array_is_reused_only_when_nothing_refers_to_it():
+    buffers.clear()
     shape = (64, 1024)  # 256 KiB: pooled
     a = buffers.empty(shape, np.float32)
     address = a.__array_interface__["data"][0]
@@ -49,6 +50,7 @@ def test_outputs_a_caller_keeps_are_never_overwritten():
 
 
 def test_a_smaller_request_reuses_a_larger_free_block():
+    buffers.clear()  # no blocks left over from other tests, no clearing on the way
     a = buffers.empty((128, 1024), np.float32)
     address = a.__array_interface__["data"][0]
     del a
