@@ -28,14 +28,9 @@ def run_cli(prog: str, main: Callable[[], int]) -> int:
         return EXIT_USAGE
 
 
-def to_float_images(images: np.ndarray) -> np.ndarray:
-    """uint8 images (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1], the models' input."""
-    return (images.astype(np.float32) / np.float32(255.0))[:, None, :, :]
-
-
 def load_mnist_float(data_dir=None, download: bool = True):
     """MNIST as ((x_train, y_train), (x_test, y_test)): float32 NCHW images, int64 labels."""
-    from scratchcnn.data import load_mnist
+    from scratchcnn.data import load_mnist, to_float_images
 
     (x_train, y_train), (x_test, y_test) = load_mnist(data_dir=data_dir, download=download)
     return (

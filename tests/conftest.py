@@ -20,3 +20,57 @@ def mnist_dir() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+def _read_idx_gz(path: Path, header: int) -> np.ndarray:
+    """Temporary IDX reader (until scratchcnn.data.load_mnist lands): the bytes after the header."""
+    import gzip
+
+    with gzip.open(path, "rb") as f:
+        return np.frombuffer(f.read(), dtype=np.uint8, offset=header)
+
+
+@pytest.fixture(scope="session")
+def digit_model_path(mnist_dir, tmp_path_factory) -> Path:
+    """A digit reader trained in-process once per session, saved as a model file.
+
+    LeNet-5 for one epoch over the full training set with augmentation (about 98.3% on the MNIST
+    test set; 30 s on two idle cores). One BLAS thread: on a busy two-core machine a spinning
+    multithreaded BLAS is several times slower, and on an idle one hardly faster.
+    """
+    import scratchcnn as sc
+    from scratchcnn.trainer import TrainConfig, Trainer
+    from scratchcnn.vision import limit_blas_threads
+
+    x = _read_idx_gz(mnist_dir / "train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
+    y = _read_idx_gz(mnist_dir / "train-labels-idx1-ubyte.gz", 8).astype(np.int64)
+    x = (x.astype(np.float32) / np.float32(255.0))[:, None]
+    previous = sc.backend_name() if sc.kernels._active is not None else None
+    sc.set_backend("numpy")
+    limiter = limit_blas_threads(1)
+    try:
+        trainer = Trainer(TrainConfig(arch="lenet5", epochs=1, warmup_epochs=0.1, seed=0), x, y)
+        trainer.run_epoch()
+    finally:
+        if limiter is not None:
+            limiter.restore_original_limits()
+        if previous is not None:
+            sc.set_backend(previous)
+    path = tmp_path_factory.mktemp("vision-model") / "lenet5.npz"
+    sc.save_model(trainer.model, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def digit_model(digit_model_path):
+    import scratchcnn as sc
+
+    return sc.load_model(digit_model_path)
+
+
+@pytest.fixture(scope="session")
+def mnist_test_set(mnist_dir):
+    """MNIST test images uint8 (10000, 28, 28) and labels: the only digits the frames show."""
+    from scratchcnn.synthetic import mnist_test_digits
+
+    return mnist_test_digits(mnist_dir)

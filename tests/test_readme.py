@@ -10,10 +10,11 @@ def python_blocks():
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
-def test_readme_examples_run(tmp_path, monkeypatch):
+def test_readme_examples_run(tmp_path, monkeypatch, mnist_dir):
     blocks = python_blocks()
     assert len(blocks) >= 2
     monkeypatch.chdir(tmp_path)  # the example saves a model file
+    monkeypatch.setenv("SCRATCHCNN_DATA", str(mnist_dir))  # never download in tests
     namespace = {}
     for block in blocks:
         exec(compile(block, "README.md", "exec"), namespace)

@@ -1,0 +1,242 @@
+"""scratchcnn (NumPy and Numba kernels) against the Keras/TensorFlow reference on MNIST, one run.
+
+Each system trains in its own process (``bench_worker.py``) so that its peak memory is its own;
+the epochs are interleaved — epoch 1 of every system, then epoch 2 of every system, the order
+rotating each epoch — so that a busy machine slows all of them alike. Same network, same initial
+weights, same hyper-parameters (batch size, SGD learning rate and momentum); the data order and
+dropout masks differ. Reported per epoch: training seconds, images/s, training loss, test
+accuracy; then test-set inference images/s, single-image latency (median of ``--latency-calls``),
+peak memory, and the ratios scratchcnn / Keras.
+
+    python benchmarks/compare.py                      # the full run: 60,000 images, 3 epochs
+    python benchmarks/compare.py --quick              # a smoke run: 2,000 images, 1 epoch
+
+Writes ``results.json`` and ``results.md`` to ``--out`` (and ``accuracy_vs_time.png`` when
+matplotlib is installed) and prints the Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import compare_report  # noqa: E402
+import mnist_data  # noqa: E402
+
+SYSTEMS = ("numpy", "numba", "keras")
+REFERENCE = "keras"
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Train scratchcnn and the Keras reference side by side on MNIST."
+    )
+    p.add_argument("--arch", default="keras-example", help="network (default: keras-example)")
+    p.add_argument("--epochs", type=int, default=None, help="default 3 (--quick: 1)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (default 0.05)")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
+    p.add_argument("--images", type=int, default=None, help="training images (default all 60,000)")
+    p.add_argument("--test-images", type=int, default=0, help="test images (default all 10,000)")
+    p.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS),
+        help=f"comma-separated subset of {', '.join(SYSTEMS)} (default: all)",
+    )
+    p.add_argument("--latency-calls", type=int, default=None, help="default 500 (--quick: 100)")
+    p.add_argument("--predict-calls", type=int, default=None, help="default 100 (--quick: 20)")
+    p.add_argument("--eval-batch-size", type=int, default=256)
+    p.add_argument("--tf-threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None, help="folder of the MNIST IDX .gz files")
+    p.add_argument("--quick", action="store_true", help="smoke run: 2,000 images, 1 epoch")
+    p.add_argument("--out", default="benchmarks/results", help="output folder")
+    args = p.parse_args(argv)
+    quick = args.quick
+    args.epochs = args.epochs or (1 if quick else 3)
+    args.images = args.images if args.images is not None else (2000 if quick else 0)
+    args.latency_calls = args.latency_calls or (100 if quick else 500)
+    args.predict_calls = args.predict_calls or (20 if quick else 100)
+    args.inference_repeats = 1 if quick else 3
+    args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = sorted(set(args.systems) - set(SYSTEMS))
+    if unknown or not args.systems:
+        p.error(f"--systems: unknown {', '.join(unknown) or '(none given)'}; choose from {SYSTEMS}")
+    if min(args.epochs, args.batch_size, args.latency_calls, args.predict_calls) < 1:
+        p.error("--epochs, --batch-size, --latency-calls and --predict-calls must be >= 1")
+    if args.data_dir is None and mnist_data.default_data_dir() is not None:
+        args.data_dir = str(mnist_data.default_data_dir())
+    args.tf_threads = args.tf_threads or os.cpu_count() or 1
+    return args
+
+
+class Worker:
+    """A running ``bench_worker.py`` for one system, its stderr logged to a file."""
+
+    def __init__(self, system: str, args: argparse.Namespace, log_dir: Path):
+        cmd = [
+            sys.executable,
+            str(HERE / "bench_worker.py"),
+            f"--system={system}",
+            f"--arch={args.arch}",
+            f"--batch-size={args.batch_size}",
+            f"--lr={args.lr}",
+            f"--momentum={args.momentum}",
+            f"--seed={args.seed}",
+            f"--images={args.images}",
+            f"--test-images={args.test_images}",
+            f"--eval-batch-size={args.eval_batch_size}",
+            f"--inference-repeats={args.inference_repeats}",
+            f"--latency-calls={args.latency_calls}",
+            f"--predict-calls={args.predict_calls}",
+            f"--tf-threads={args.tf_threads}",
+        ]
+        if args.data_dir:
+            cmd.append(f"--data-dir={args.data_dir}")
+        self.system = system
+        self.log_path = log_dir / f"worker-{system}.log"
+        self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True
+        )
+
+    def receive(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            tail = self.log_path.read_text().strip().splitlines()[-3:]
+            return {"event": "error", "reason": f"worker exited ({self.proc.returncode}): {tail}"}
+        return json.loads(line)
+
+    def ask(self, command: str) -> dict:
+        try:
+            self.proc.stdin.write(command + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+        return self.receive()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Start the workers one at a time, interleave their epochs, and collect every message."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict = {"systems": {}}
+    workers: list[Worker] = []
+    for system in args.systems:
+        log(f"compare: starting {system} ...")
+        worker = Worker(system, args, out)
+        ready = worker.receive()
+        entry = results["systems"][system] = {"available": ready["event"] == "ready"}
+        if ready["event"] == "unavailable":
+            entry["note"] = ready.get("reason", "unavailable")
+            log(f"compare: skipping {system}: {entry['note']}")
+        elif ready["event"] != "ready":
+            entry["error"] = ready.get("reason", str(ready))
+            log(f"compare: {system} failed to start: {entry['error']}")
+        if ready["event"] != "ready":
+            worker.close()
+            continue
+        entry.update(ready=ready, epochs=[])
+        workers.append(worker)
+    for epoch in range(args.epochs):
+        shift = epoch % max(len(workers), 1)
+        for worker in workers[shift:] + workers[:shift]:
+            entry = results["systems"][worker.system]
+            if "error" in entry:
+                continue
+            reply = worker.ask("epoch")
+            if reply["event"] != "epoch":
+                entry["error"] = reply.get("reason", str(reply))
+                log(f"compare: {worker.system} failed: {entry['error']}")
+                continue
+            entry["epochs"].append(reply)
+            log(
+                f"compare: {worker.system} epoch {reply['epoch']}: {reply['seconds']:.2f} s, "
+                f"loss {reply['train_loss']:.4f}, test accuracy {reply['test_accuracy']:.4f}"
+            )
+    for worker in workers:
+        entry = results["systems"][worker.system]
+        if "error" not in entry:
+            reply = worker.ask("inference")
+            if reply["event"] == "inference":
+                entry["inference"] = reply
+                entry["finish"] = worker.ask("finish")
+            else:
+                entry["error"] = reply.get("reason", str(reply))
+        worker.close()
+    return results
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    results = run(args)
+    results["meta"] = {
+        "command": "python benchmarks/compare.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        "started_utc": started.isoformat(timespec="seconds"),
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "arch": args.arch,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "optimizer": f"SGD(lr={args.lr}, momentum={args.momentum})",
+        "seed": args.seed,
+        "quick": args.quick,
+        "tf_threads": args.tf_threads,
+    }
+    results["summary"] = compare_report.summarize(results, REFERENCE)
+    out = Path(args.out)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    markdown = compare_report.markdown(results)
+    (out / "results.md").write_text(markdown)
+    png = compare_report.plot(results, out / "accuracy_vs_time.png")
+    print(markdown)
+    log(
+        f"compare: wrote {out / 'results.json'}, {out / 'results.md'}" + (f", {png}" if png else "")
+    )
+    failed = [s for s, e in results["systems"].items() if "error" in e]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
