@@ -31,27 +31,19 @@ _threads: int | None = None
 
 
 def set_threads(n: int | None = None) -> int:
-    """Threads for the kernels: numba's parallel loops and BLAS's large matrix products.
+    """How many threads (the caller included) share the kernels' large loops and matrix products.
 
-    ``None`` reads ``SCRATCHCNN_THREADS``, else uses every core. On a machine that other processes
-    keep busy, 1 can be several times faster: a parallel loop ends with its slowest thread, and a
-    thread the scheduler is not running makes the others wait for a whole time slice. numba counts
-    threads per calling thread: call this from the thread that trains. Returns the number set.
+    ``None`` reads ``SCRATCHCNN_THREADS``, else uses every core. Work is handed out in chunks, so a
+    thread that other processes keep off the CPU slows nothing down; 1 runs everything on the
+    calling thread. Returns the number set.
     """
     global _threads
     if n is None:
         n = int(os.environ.get("SCRATCHCNN_THREADS") or 0) or os.cpu_count() or 1
-    if int(n) < 1:
-        raise ValueError(f"threads must be >= 1, got {n!r}")
-    _threads = int(n)
-    from scratchcnn.kernels import blas
+    from scratchcnn.kernels import team
 
-    blas.set_threads(_threads)
-    try:
-        import numba
-    except ImportError:
-        return _threads
-    numba.set_num_threads(min(_threads, numba.config.NUMBA_NUM_THREADS))
+    team.set_threads(int(n))
+    _threads = int(n)
     return _threads
 
 
