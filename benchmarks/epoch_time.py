@@ -36,23 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def _threads_from_argv() -> None:
-    """``--threads N`` must reach BLAS and numba before they start: set their variables now."""
-    if "--threads" in sys.argv[:-1]:
-        n = sys.argv[sys.argv.index("--threads") + 1]
-        for var in (
-            "OPENBLAS_NUM_THREADS",
-            "OMP_NUM_THREADS",
-            "MKL_NUM_THREADS",
-            "NUMBA_NUM_THREADS",
-        ):
-            os.environ[var] = n
-
-
-_threads_from_argv()
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, os.environ.get("SCRATCHCNN_SRC", str(REPO_ROOT)))
@@ -61,9 +45,10 @@ BATCH = 128
 
 
 # -- data and machine ---------------------------------------------------------------------------
-def load_train(images: int) -> tuple[np.ndarray, np.ndarray, str]:
-    """The first ``images`` MNIST training images as float32 (N, 1, 28, 28) in [0, 1], int64 labels,
-    and where they came from (random pixels when the IDX files are absent: speed is the same)."""
+def load_train(images: int, as_uint8: bool = False) -> tuple[np.ndarray, np.ndarray, str]:
+    """The first ``images`` MNIST training images as float32 (N, 1, 28, 28) in [0, 1] (or the raw
+    uint8 (N, 28, 28) pixels), int64 labels, and where they came from (random pixels when the IDX
+    files are absent: speed is the same)."""
     path = SHARED_MNIST / "train-images-idx3-ubyte.gz"
     if path.exists():
         with gzip.open(path, "rb") as f:
@@ -76,7 +61,10 @@ def load_train(images: int) -> tuple[np.ndarray, np.ndarray, str]:
         pixels = rng.integers(0, 256, (images, 28, 28), dtype=np.uint8)
         labels = rng.integers(0, 10, images).astype(np.uint8)
         source = "random pixels (MNIST not found)"
-    x = (pixels.astype(np.float32) / np.float32(255.0))[:, None]
+    if as_uint8:
+        return pixels.copy(), labels.astype(np.int64), source
+    x = pixels.astype(np.float32)[:, None]
+    x /= np.float32(255.0)  # in place: no second copy of the whole set
     return x, labels.astype(np.int64), source
 
 
@@ -138,10 +126,25 @@ def conv_flops(model, batch: int) -> float:
 
 
 # -- measurements in this process ---------------------------------------------------------------
-def new_model(backend: str):
+def use(config: str) -> str:
+    """Select a configuration "backend/threads" (e.g. "numba/2"); return the backend's name."""
     import scratchcnn as sc
 
+    backend, threads = config.split("/")
     sc.set_backend(backend)
+    if hasattr(sc, "set_threads"):
+        sc.set_threads(int(threads))
+    else:  # an older scratchcnn (SCRATCHCNN_SRC): its only threads were BLAS's
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(int(threads), user_api="blas")
+    return backend
+
+
+def new_model(config: str):
+    import scratchcnn as sc
+
+    use(config)
     model = sc.build_model("keras-example", seed=0)
     return model, sc.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
@@ -168,13 +171,13 @@ class _Clock:
         return {k: {"wall": ms(self.wall[k]), "cpu": ms(self.cpu[k])} for k in self.wall}
 
 
-def profile(backend: str, x: np.ndarray, y: np.ndarray, batches: int) -> dict:
+def profile(config: str, x: np.ndarray, y: np.ndarray, batches: int) -> dict:
     """Median ms per batch (wall and CPU) of each layer's forward and backward pass, in the order
     the model runs them, and of the loss, the SGD step and the whole step."""
     import scratchcnn.model
     from scratchcnn.losses import SoftmaxCrossEntropy
 
-    model, optimizer = new_model(backend)
+    model, optimizer = new_model(config)
     loss = SoftmaxCrossEntropy()
     plan = getattr(scratchcnn.model, "execution_order", list)(model.layers)
     names = [f"{model.layers.index(layer)}:{type(layer).__name__}" for layer in plan]
@@ -208,18 +211,18 @@ def profile(backend: str, x: np.ndarray, y: np.ndarray, batches: int) -> dict:
     }
 
 
-def epoch_seconds(backend: str, x: np.ndarray, y: np.ndarray) -> float:
+def epoch_seconds(config: str, x: np.ndarray, y: np.ndarray) -> float:
     """Wall time of ``model.fit`` for one epoch over ``x`` (after a one-batch warm-up)."""
-    model, optimizer = new_model(backend)
+    model, optimizer = new_model(config)
     model.fit(x[:BATCH], y[:BATCH], optimizer, epochs=1, batch_size=BATCH)
     start = time.perf_counter()
     model.fit(x, y, optimizer, epochs=1, batch_size=BATCH)
     return time.perf_counter() - start
 
 
-def latency_ms(backend: str, x: np.ndarray, calls: int) -> float:
+def latency_ms(config: str, x: np.ndarray, calls: int) -> float:
     """Median ms of ``model.predict_proba`` on one image, over ``calls`` calls."""
-    model, _ = new_model(backend)
+    model, _ = new_model(config)
     image = x[:1]
     for _ in range(20):
         model.predict_proba(image)
@@ -248,23 +251,44 @@ def run_child(args: list[str], env: dict | None = None) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def child_memory(backend: str, images: int) -> dict:
-    """Train one epoch over ``images`` images; report the peak resident set size in MB."""
-    x, y, _ = load_train(images)
-    model, optimizer = new_model(backend)
-    model.fit(x, y, optimizer, epochs=1, batch_size=BATCH)
-    model.predict_proba(x[:1000])
-    return {"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+def child_memory(config: str, images: int, data: str) -> dict:
+    """Hold the whole training set, train ``images`` of it for one epoch, predict 1,000; report
+    the peak resident set size and what the process held before training, in MB.
+
+    ``data`` "float32": the set as one float32 array given to ``model.fit`` (what the train CLI
+    does); "uint8": the raw pixels, each shuffled batch converted when it is used.
+    """
+
+    def mb():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    import scratchcnn  # noqa: F401
+
+    model, optimizer = new_model(config)
+    before_data = mb()
+    x, y, _ = load_train(60000, as_uint8=data == "uint8")
+    before_training = mb()
+    if data == "uint8":
+        order = np.random.default_rng(0).permutation(images)
+        for start in range(0, images, BATCH):
+            idx = order[start : start + BATCH]
+            batch = x[idx][:, None].astype(np.float32) / np.float32(255.0)
+            model.train_step(batch, y[idx], optimizer)
+        model.predict_proba(x[:1000][:, None].astype(np.float32) / np.float32(255.0))
+    else:
+        model.fit(x[:images], y[:images], optimizer, epochs=1, batch_size=BATCH)
+        model.predict_proba(x[:1000])
+    return {"peak_mb": mb(), "before_data_mb": before_data, "before_training_mb": before_training}
 
 
-def child_startup(backend: str) -> dict:
+def child_startup(config: str) -> dict:
     """Seconds to import scratchcnn, then for the first training step and prediction (compiling
     whatever is not cached), then for a second step (compiled)."""
     start = time.perf_counter()
     import scratchcnn as sc
 
     imported = time.perf_counter()
-    sc.set_backend(backend)
+    use(config)
     model = sc.build_model("keras-example", seed=0)
     optimizer = sc.SGD(model.parameters(), lr=0.01, momentum=0.9)
     rng = np.random.default_rng(0)
@@ -285,12 +309,12 @@ def child_startup(backend: str) -> dict:
     }
 
 
-def jit_times() -> dict:
+def jit_times(config: str) -> dict:
     """Numba start-up with an empty cache directory (compiles everything), then again (cached)."""
     with tempfile.TemporaryDirectory() as cache:
         env = {"NUMBA_CACHE_DIR": cache}
-        cold = run_child(["--child", "startup", "numba"], env)
-        warm = run_child(["--child", "startup", "numba"], env)
+        cold = run_child(["--child", "startup", config], env)
+        warm = run_child(["--child", "startup", config], env)
     return {"cold": cold, "cached": warm}
 
 
@@ -344,32 +368,30 @@ def print_report(r: dict) -> None:
     print(f"\n{m['cpu']}, {m['cores']} cores; numpy {m['numpy']}, numba {m['numba']}")
     print(f"load average at start {m['load_average']}, at end {r['load_average_end']}")
     print(f"float32 matmul {r['matmul_gflops']:.0f} GFLOP/s (1024^3, median)")
-    backends = list(r["backends"])
-    print("\nPer batch of 128, median ms, wall (cpu), in the order the model runs the layers:")
-    names = list(r["backends"][backends[0]]["profile"]["layers"])
-    print(
-        f"{'layer':<16}" + "".join(f"{b + ' forward':>22}{b + ' backward':>22}" for b in backends)
-    )
+    configs = list(r["configs"])
+    print("\nPer batch of 128, median ms: wall (cpu); layers in the order the model runs them")
+    names = list(r["configs"][configs[0]]["profile"]["layers"])
+    print(f"{'':<14}" + "".join(f"{c + ' fwd':>19}{c + ' bwd':>19}" for c in configs))
 
     def cell(t):
-        return f"{t['wall']:>10.2f} ({t['cpu']:>7.2f})  "
+        return f"{t['wall']:>8.2f} ({t['cpu']:>6.2f})  "
 
     for name in names:
         cells = "".join(
-            cell(r["backends"][b]["profile"]["layers"][name][d])
-            for b in backends
+            cell(r["configs"][c]["profile"]["layers"][name][d])
+            for c in configs
             for d in ("forward", "backward")
         )
-        print(f"{name:<16}{cells}")
+        print(f"{name:<14}{cells}")
     for key in ("loss", "sgd", "step"):
-        cells = "".join(cell(r["backends"][b]["profile"][key]) + " " * 22 for b in backends)
-        print(f"{key:<16}{cells}")
+        cells = "".join(cell(r["configs"][c]["profile"][key]) + " " * 19 for c in configs)
+        print(f"{key:<14}{cells}")
     print()
     scale = 60000 / r["images"]
     keras = r.get("keras")
-    for b in backends:
-        res = r["backends"][b]
-        line = f"{b:>6}: "
+    for c in configs:
+        res = r["configs"][c]
+        line = f"{c:>8}: "
         if "epoch_s" in res:
             line += f"epoch {res['epoch_s']:.1f} s for {r['images']} images "
             line += f"(= {res['epoch_s'] * scale:.1f} s per 60,000"
@@ -378,23 +400,28 @@ def print_report(r: dict) -> None:
             line += "); "
         if "latency_ms" in res:
             line += f"latency {res['latency_ms']:.3f} ms; "
-        if "peak_mb" in res:
-            line += f"peak {res['peak_mb']:.0f} MB; "
+        if "memory" in res:
+            f32, u8 = res["memory"]["float32"], res["memory"]["uint8"]
+            line += (
+                f"peak {f32['peak_mb']:.0f} MB with float32 data ({u8['peak_mb']:.0f} MB with "
+                f"uint8; {f32['before_data_mb']:.0f} MB before loading data); "
+            )
         prof = res["profile"]
         frac = prof["conv_gflops"] / r["matmul_gflops"]
         line += f"convolutions {prof['conv_gflops']:.0f} GFLOP/s = {frac:.0%} of matmul"
         print(line)
     if keras:
         print(
-            f" keras: epoch {keras['epoch_s']:.1f} s, latency {keras['latency_ms']:.2f} ms, "
-            f"peak {keras['peak_mb']:.0f} MB (Keras {keras['version']})"
+            f"   keras: epoch {keras['epoch_s']:.1f} s (= {keras['epoch_s'] * scale:.1f} s per "
+            f"60,000), latency {keras['latency_ms']:.2f} ms, peak {keras['peak_mb']:.0f} MB "
+            f"(Keras {keras['version']}, its default threads)"
         )
     if "jit" in r:
         cold, warm = r["jit"]["cold"], r["jit"]["cached"]
         print(
-            f"numba JIT: first step {cold['first_step_s']:.1f} s with an empty cache "
-            f"(compile ~{cold['compile_s']:.1f} s), {warm['first_step_s']:.2f} s from the cache; "
-            f"import {cold['import_s']:.2f} / {warm['import_s']:.2f} s"
+            f"numba JIT: first training step + prediction {cold['first_step_s']:.1f} s with an "
+            f"empty cache (compiling ~{cold['compile_s']:.1f} s), {warm['first_step_s']:.2f} s "
+            f"in a second process (cache); a compiled step takes {warm['second_step_s']:.2f} s"
         )
 
 
@@ -402,11 +429,15 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--images", type=int, default=60000, help="training images per epoch")
     p.add_argument("--backends", default="numpy,numba", help="comma-separated backends")
+    p.add_argument(
+        "--threads", default=str(os.cpu_count() or 1), help="comma-separated thread counts"
+    )
     p.add_argument("--profile-batches", type=int, default=30)
     p.add_argument("--latency-calls", type=int, default=1000)
-    p.add_argument("--memory-images", type=int, default=None, help="default: --images")
+    p.add_argument(
+        "--memory-images", type=int, default=12800, help="images trained in the memory run"
+    )
     p.add_argument("--keras", action="store_true", help="also time Keras/TensorFlow")
-    p.add_argument("--threads", type=int, default=None, help="BLAS and numba threads")
     p.add_argument("--skip", default="", help="comma-separated: epoch,latency,memory,jit")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -415,7 +446,7 @@ def main(argv=None) -> int:
     if args.child:  # a measurement that needs a fresh process
         kind, *rest = args.child
         if kind == "memory":
-            result = child_memory(rest[0], int(rest[1]))
+            result = child_memory(rest[0], int(rest[1]), rest[2])
         elif kind == "startup":
             result = child_startup(rest[0])
         else:
@@ -425,6 +456,8 @@ def main(argv=None) -> int:
 
     skip = set(filter(None, args.skip.split(",")))
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    threads = [int(t) for t in args.threads.split(",")]
+    configs = [f"{b}/{t}" for t in threads for b in backends]
     x, y, source = load_train(args.images)
     report = {
         "machine": machine(),
@@ -432,29 +465,32 @@ def main(argv=None) -> int:
         "data": source,
         "batch_size": BATCH,
         "matmul_gflops": matmul_gflops(),
-        "backends": {b: {} for b in backends},
+        "configs": {c: {} for c in configs},
     }
-    for b in backends:
-        print(f"profiling {b} ...", file=sys.stderr)
-        report["backends"][b]["profile"] = profile(b, x, y, args.profile_batches)
-    if "epoch" not in skip:  # one backend after the other, then Keras
-        for b in backends:
-            print(f"epoch {b} ...", file=sys.stderr)
-            report["backends"][b]["epoch_s"] = epoch_seconds(b, x, y)
+    for c in configs:
+        print(f"profiling {c} ...", file=sys.stderr)
+        report["configs"][c]["profile"] = profile(c, x, y, args.profile_batches)
+    if "epoch" not in skip:  # one configuration after the other, then Keras
+        for c in configs:
+            print(f"epoch {c} ...", file=sys.stderr)
+            report["configs"][c]["epoch_s"] = epoch_seconds(c, x, y)
     if args.keras:
         print("keras ...", file=sys.stderr)
         report["keras"] = run_child(["--child", "keras", str(len(x)), str(args.latency_calls)])
     if "latency" not in skip:
-        for b in backends:
-            report["backends"][b]["latency_ms"] = latency_ms(b, x, args.latency_calls)
+        for c in configs:
+            report["configs"][c]["latency_ms"] = latency_ms(c, x, args.latency_calls)
     if "memory" not in skip:
-        for b in backends:
-            print(f"memory {b} ...", file=sys.stderr)
-            n = str(args.memory_images or len(x))
-            report["backends"][b].update(run_child(["--child", "memory", b, n]))
-    if "jit" not in skip and "numba" in backends:
+        for c in configs:
+            print(f"memory {c} ...", file=sys.stderr)
+            report["configs"][c]["memory"] = {
+                data: run_child(["--child", "memory", c, str(args.memory_images), data])
+                for data in ("float32", "uint8")
+            }
+    numba_configs = [c for c in configs if c.startswith("numba/")]
+    if "jit" not in skip and numba_configs:
         print("numba compile times ...", file=sys.stderr)
-        report["jit"] = jit_times()
+        report["jit"] = jit_times(numba_configs[-1])
     report["load_average_end"] = os.getloadavg()
     print_report(report)
     if args.json:

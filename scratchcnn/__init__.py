@@ -7,7 +7,7 @@ Arrays are float32 and NCHW (batch, channels, height, width) unless a docstring 
 from scratchcnn.architectures import ARCHITECTURES, build_model
 from scratchcnn.data import load_mnist, to_float_images
 from scratchcnn.io import ModelFileError, load_model, save_model
-from scratchcnn.kernels import backend_name, set_backend
+from scratchcnn.kernels import backend_name, set_backend, set_threads
 from scratchcnn.layers import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, Parameter, ReLU
 from scratchcnn.losses import SoftmaxCrossEntropy, log_softmax, softmax
 from scratchcnn.model import Sequential
@@ -39,6 +39,7 @@ __all__ = [
     "log_softmax",
     "save_model",
     "set_backend",
+    "set_threads",
     "softmax",
     "to_float_images",
 ]

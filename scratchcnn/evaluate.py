@@ -16,7 +16,7 @@ PROG = "python -m scratchcnn.evaluate"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.strip("`"))
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.replace("``", ""))
     p.add_argument(
         "model", type=Path, help="a model saved by scratchcnn (e.g. models/scratchcnn.npz)"
     )

@@ -23,7 +23,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from scratchcnn.kernels import buffers, get_backend, numpy_kernels
+from scratchcnn.kernels import blas, buffers, get_backend, numpy_kernels
 
 
 class Parameter:
@@ -293,7 +293,7 @@ class Dense(_WeightedLayer):
         return self.output_shape
 
     def forward(self, x, training=False):
-        out = x @ self.params["weight"].data
+        out = blas.matmul(x, self.params["weight"].data)
         if self.use_bias:
             out += self.params["bias"].data
         self._x = x if training else None
@@ -302,11 +302,11 @@ class Dense(_WeightedLayer):
     def backward(self, dout):
         x = self._require_cache(self._x)
         weight = self.params["weight"]
-        weight.grad = x.T @ dout
+        weight.grad = blas.matmul(x.T, dout)
         if self.use_bias:
             self.params["bias"].grad = dout.sum(axis=0)
         self._x = None
-        return dout @ weight.data.T if self.needs_input_grad else None
+        return blas.matmul(dout, weight.data.T) if self.needs_input_grad else None
 
     def get_config(self):
         return {

@@ -34,7 +34,7 @@ EXIT_INTERRUPTED = 130
 
 def parse_args(argv=None) -> argparse.Namespace:
     d = TrainConfig()
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0].strip("`: "))
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument(
         "--data-dir",
         help="folder with the MNIST IDX files (default: $SCRATCHCNN_DATA, then the cache)",

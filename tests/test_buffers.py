@@ -7,6 +7,7 @@ from scratchcnn.kernels import buffers
 
 
 def test_an_array_is_reused_only_when_nothing_refers_to_it():
+    buffers.clear()
     shape = (64, 1024)  # 256 KiB: pooled
     a = buffers.empty(shape, np.float32)
     address = a.__array_interface__["data"][0]
@@ -46,3 +47,16 @@ def test_outputs_a_caller_keeps_are_never_overwritten():
     kept = first.copy()
     conv.forward(x2)  # would reuse `first`'s memory if the pool ignored that we hold it
     np.testing.assert_array_equal(first, kept)
+
+
+def test_a_smaller_request_reuses_a_larger_free_block():
+    buffers.clear()  # no blocks left over from other tests, no clearing on the way
+    a = buffers.empty((128, 1024), np.float32)
+    address = a.__array_interface__["data"][0]
+    del a
+    b = buffers.empty((96, 1024), np.float64)  # 768 KiB out of a 512 KiB block? no: too big
+    assert b.__array_interface__["data"][0] != address
+    del b
+    c = buffers.empty((96, 1024), np.float32)  # 384 KiB: at least half the 512 KiB block
+    assert c.__array_interface__["data"][0] == address
+    assert c.shape == (96, 1024) and c.dtype == np.float32

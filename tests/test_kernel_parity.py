@@ -12,11 +12,23 @@ from conftest import REPO_ROOT
 
 import scratchcnn as sc
 from scratchcnn.gradcheck import relative_error
+from scratchcnn.kernels import blas, team
 from scratchcnn.kernels import numpy_kernels as ref
 
 fast = pytest.importorskip("scratchcnn.kernels.numba_kernels", reason="numba is not installed")
 
 TOL = 1e-5
+
+
+@pytest.fixture(params=["serial", "parallel"])
+def build(request, monkeypatch):
+    """Run each test on the calling thread alone, then with every loop and matrix product cut in
+    chunks shared by two threads (whatever the size, whatever the machine)."""
+    parallel = request.param == "parallel"
+    monkeypatch.setattr(fast, "_PARALLEL_MIN", 0 if parallel else 1 << 62)
+    monkeypatch.setattr(blas, "SMALL", 0 if parallel else 1 << 62)
+    monkeypatch.setattr(team, "_threads", 2 if parallel else 1)
+    return request.param
 
 
 def assert_same(a, b, what):
@@ -44,6 +56,7 @@ CONV_CASES = [
 ]
 
 
+@pytest.mark.usefixtures("build")
 @pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: "x".join(map(str, c[:4])))
 @pytest.mark.parametrize("layout", ["nchw", "channel-major"])
 def test_convolution_kernels_match(case, layout):
@@ -79,6 +92,7 @@ POOLS = [((2, 2), (2, 2)), ((3, 3), (2, 2)), ((3, 3), (1, 1)), ((2, 3), (3, 1))]
 POOL_SHAPES = [(1, 1, 5, 5), (7, 3, 28, 28), (7, 1, 31, 17), (1, 3, 11, 26), (7, 3, 6, 9)]
 
 
+@pytest.mark.usefixtures("build")
 @pytest.mark.parametrize(("pool", "stride"), POOLS, ids=lambda v: "x".join(map(str, v)))
 @pytest.mark.parametrize("shape", POOL_SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("layout", ["nchw", "channel-major"])
@@ -102,6 +116,7 @@ def test_pooling_kernels_match(pool, stride, shape, layout, ties):
     )
 
 
+@pytest.mark.usefixtures("build")
 @pytest.mark.parametrize("shape", [(1, 1, 5, 5), (7, 3, 13, 31), (3, 17)])
 @pytest.mark.parametrize("layout", ["nchw", "channel-major", "strided"])
 def test_relu_kernels_match(shape, layout):
@@ -118,6 +133,7 @@ def test_relu_kernels_match(shape, layout):
     np.testing.assert_array_equal(ref.relu_backward(dout, out_ref), fast.relu_backward(dout, out))
 
 
+@pytest.mark.usefixtures("build")
 def test_float64_stays_float64():
     x = np.random.default_rng(0).standard_normal((2, 3, 7, 7))
     weight = np.ones((2, 3, 3, 3))
@@ -143,6 +159,7 @@ def restore_backend():
     sc.set_backend(previous)
 
 
+@pytest.mark.usefixtures("build")
 @pytest.mark.parametrize("make", [network, lambda: sc.build_model("keras-example", seed=1)])
 def test_training_steps_match(make, restore_backend):
     models = {}
@@ -200,3 +217,15 @@ def test_every_kernel_has_a_twin():
     for name in sorted(names):
         assert callable(getattr(fast, name, None)), f"numba_kernels lacks {name}"
     assert (ref.NAME, fast.NAME) == ("numpy", "numba")
+
+
+def test_threads_setting():
+    code = "import scratchcnn as sc\nfrom scratchcnn.kernels import team\nsc.backend_name()\nprint(team.threads())\n"
+    env = {**os.environ, "SCRATCHCNN_THREADS": "3"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, env=env,
+        check=True,
+    ).stdout  # fmt: skip
+    assert out.strip() == "3"
+    with pytest.raises(ValueError, match="threads"):
+        sc.set_threads(0)

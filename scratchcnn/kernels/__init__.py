@@ -6,6 +6,7 @@ Every backend module offers the same functions with the same numbers (``conv2d_f
 
 The choice comes from :func:`set_backend`, else the ``SCRATCHCNN_BACKEND`` environment variable,
 else ``"auto"``: Numba when it imports, NumPy otherwise (saying so once on stderr).
+:func:`set_threads` (or ``SCRATCHCNN_THREADS``) sets how many threads they use.
 """
 
 from __future__ import annotations
@@ -21,7 +22,29 @@ _active: ModuleType | None = None
 
 
 def _load(name: str) -> ModuleType:
+    if os.environ.get("SCRATCHCNN_THREADS") and _threads is None:
+        set_threads()
     return importlib.import_module(f"scratchcnn.kernels.{name}_kernels")
+
+
+_threads: int | None = None
+
+
+def set_threads(n: int | None = None) -> int:
+    """How many threads (the caller included) share the kernels' large loops and matrix products.
+
+    ``None`` reads ``SCRATCHCNN_THREADS``, else uses every core. Work is handed out in chunks, so a
+    thread that other processes keep off the CPU slows nothing down; 1 runs everything on the
+    calling thread. Returns the number set.
+    """
+    global _threads
+    if n is None:
+        n = int(os.environ.get("SCRATCHCNN_THREADS") or 0) or os.cpu_count() or 1
+    from scratchcnn.kernels import team
+
+    team.set_threads(int(n))
+    _threads = int(n)
+    return _threads
 
 
 def set_backend(name: str | None = None) -> str:

@@ -4,61 +4,63 @@ A training step allocates tens of megabytes (im2col matrices, activations, their
 frees them again. The C library hands big blocks back to the operating system, so the next batch
 page-faults all of it in again, zero-filled: measured here, that was a quarter of a step's time.
 
-:func:`empty` keeps every array of 64 KiB or more that it hands out, and hands it out again only
-when nothing else refers to it any more: the reference count says no caller, view or layer cache
-holds it. An array a caller keeps is therefore never overwritten. The pool drops its unused arrays
-when it would grow beyond ``MAX_BYTES``; :func:`clear` drops them all.
+:func:`empty` keeps the memory of every array of 64 KiB or more that it hands out, as raw blocks
+of bytes, and carves later arrays of any shape out of a block that nothing uses any more (the
+reference count says no caller, view or layer cache holds it). An array a caller keeps is never
+overwritten. A block is reused for requests down to half its size, so the last, smaller batch
+of an epoch or a prediction batch reuses the training batches' blocks. When the pool would hold
+more than ``MAX_BYTES`` it first lets go of its unused blocks; :func:`clear` drops them all.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 
 import numpy as np
 
 MIN_BYTES = 1 << 16  # smaller arrays are cheap to allocate
-MAX_BYTES = 512 << 20
+MAX_BYTES = 128 << 20  # a training step of the Keras example at batch 128 holds ~70 MB
 
-_pool: dict[tuple, list[np.ndarray]] = {}
-_held = 0  # bytes in the pool, free or in use
+_blocks: list[np.ndarray] = []  # uint8 blocks, ascending by size
 
-# References to an unused pooled array while empty() looks at it: the pool's list, the loop
-# variable, and getrefcount's own argument.
+# References to an unused block while empty() looks at it: the pool's list, the loop variable,
+# and getrefcount's own argument.
 _UNUSED = 3
 
 
 def empty(shape, dtype) -> np.ndarray:
-    """An uninitialized C-contiguous array of ``shape`` and ``dtype``, reused when possible."""
-    global _held
+    """An uninitialized C-contiguous array of ``shape`` and ``dtype``, reused memory when possible."""
     dtype = np.dtype(dtype)
-    shape = tuple(int(s) for s in shape)
-    nbytes = dtype.itemsize * int(np.prod(shape))
+    shape = tuple(shape)
+    nbytes = dtype.itemsize * math.prod(shape)
     if nbytes < MIN_BYTES:
         return np.empty(shape, dtype)
-    key = (shape, dtype)
-    arrays = _pool.setdefault(key, [])
-    for array in arrays:
-        if sys.getrefcount(array) == _UNUSED:
-            return array
-    if _held + nbytes > MAX_BYTES:
+    for block in _blocks:  # the smallest unused block that fits, wasting at most half
+        if block.size >= nbytes and sys.getrefcount(block) == _UNUSED:
+            if block.size <= 2 * nbytes:
+                return block[:nbytes].view(dtype).reshape(shape)
+            break
+    if sum(b.size for b in _blocks) + nbytes > MAX_BYTES:
         clear()
-        arrays = _pool.setdefault(key, [])
-    array = np.empty(shape, dtype)
-    arrays.append(array)
-    _held += nbytes
-    return array
+    block = np.empty(nbytes, np.uint8)
+    _blocks.append(block)
+    _blocks.sort(key=lambda b: b.size)
+    return block.view(dtype).reshape(shape)
 
 
 def empty_like(x: np.ndarray, dtype=None) -> np.ndarray:
     """Like ``np.empty_like(x)``: same shape, axes laid out in the order of ``x``'s strides (a
     channel-major activation, or a strided view of one, gives a channel-major array)."""
-    order = np.argsort([-abs(s) for s in x.strides], kind="stable")
-    buffer = empty([x.shape[i] for i in order], dtype or x.dtype)
-    return buffer.transpose(np.argsort(order))
+    if x.nbytes < MIN_BYTES:
+        return np.empty_like(x, dtype=dtype)  # NumPy keeps the memory order itself
+    order = sorted(range(x.ndim), key=lambda axis: -abs(x.strides[axis]))
+    buffer = empty([x.shape[axis] for axis in order], dtype or x.dtype)
+    return buffer.transpose(sorted(range(x.ndim), key=order.__getitem__))
 
 
 def copy_of(x: np.ndarray) -> np.ndarray:
-    """A C-contiguous copy of ``x`` in a pooled array."""
+    """A C-contiguous copy of ``x`` in pooled memory."""
     out = empty(x.shape, x.dtype)
     np.copyto(out, x)
     return out
@@ -72,12 +74,10 @@ def zeros(shape, dtype) -> np.ndarray:
 
 
 def clear() -> None:
-    """Forget every pooled array that nothing else uses (arrays in use stay valid)."""
-    global _held
-    for key in list(_pool):
-        kept = [a for a in _pool[key] if sys.getrefcount(a) > _UNUSED]
-        if kept:
-            _pool[key] = kept
-        else:
-            del _pool[key]
-    _held = sum(a.nbytes for arrays in _pool.values() for a in arrays)
+    """Let go of every pooled block that nothing uses (arrays in use stay valid)."""
+    _blocks[:] = [b for b in _blocks if sys.getrefcount(b) > _UNUSED]
+
+
+def held_bytes() -> int:
+    """Bytes in the pool's blocks, in use or not."""
+    return sum(b.size for b in _blocks)

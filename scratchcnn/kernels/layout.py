@@ -29,7 +29,9 @@ def flat_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray] | N
     """
     if a.shape != b.shape or a.strides != b.strides:
         return None
-    order = np.argsort([-s for s in a.strides], kind="stable")
+    if a.flags.c_contiguous and b.flags.c_contiguous:
+        return a.reshape(-1), b.reshape(-1)
+    order = sorted(range(a.ndim), key=lambda axis: -abs(a.strides[axis]))
     at, bt = a.transpose(order), b.transpose(order)
     if not (at.flags.c_contiguous and bt.flags.c_contiguous):
         return None

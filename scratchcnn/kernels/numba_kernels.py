@@ -1,26 +1,29 @@
 """Numba kernels: the same functions and the same numbers as ``numpy_kernels``, in compiled loops.
 
 Importing this module raises ImportError when numba is missing; ``scratchcnn.kernels`` then falls
-back to NumPy. The matrix products stay in NumPy (BLAS); what is compiled here is everything
-around them: im2col/col2im, the bias, max pooling and ReLU. Every loop nest runs over one
-(channel, image) plane at a time, so ``prange`` splits the batch over the cores with no two
-threads writing the same element, and each plane is summed in the same order as NumPy sums it.
+back to NumPy. The matrix products stay in BLAS (:mod:`scratchcnn.kernels.blas`); compiled here is
+everything around them: im2col/col2im, the bias, max pooling and ReLU.
+
+Each loop is a sequence of independent tasks, mostly one (channel, image) plane each: no two tasks
+write the same element, and each plane is summed in the same order as NumPy sums it, so results
+are bitwise NumPy's. Large loops are cut into chunks of tasks that :mod:`scratchcnn.kernels.team`
+spreads over the cores; the compiled functions release the GIL (``nogil``). That replaces numba's
+``parallel=True``/``prange``, measured worse on a shared 2-core machine: its fixed share per
+thread waits a scheduler slice for a thread that is not running (a 1 ms loop took 24 ms), and its
+parallel builds took 5-8 s each to compile instead of 0.5-2 s.
 
 Layouts follow ``scratchcnn.kernels``: results are channel-major (C, N, H, W) buffers returned as
-NCHW views, inputs are read through their strides. No ``fastmath``: results round exactly as
-written. Functions are compiled on first use for each dtype and memory layout and cached on disk
-(``cache=True``), so a second process loads them instead of compiling.
+NCHW views. No ``fastmath``: results round exactly as written. Functions are compiled on first use
+for each dtype and cached on disk (``cache=True``), so a second process loads them instead.
 """
 
 from __future__ import annotations
 
-import types
-
 import numpy as np
-from numba import njit, prange
+from numba import njit
 from numba import uint64 as u64
 
-from scratchcnn.kernels import buffers
+from scratchcnn.kernels import blas, buffers, team
 from scratchcnn.kernels.layout import channel_major, flat, flat_pair, nchw_of
 from scratchcnn.kernels.numpy_kernels import output_size
 
@@ -39,8 +42,11 @@ __all__ = [
     "relu_forward",
 ]
 
-# Below this many output elements a kernel runs on one thread: starting the thread team costs more.
-_PARALLEL_MIN = 1 << 15
+# Below this many elements a kernel runs on the calling thread: waking helpers costs more.
+_PARALLEL_MIN = 1 << 18
+_CHUNKS_PER_THREAD = 4
+
+_BLOCK = 1 << 14  # elements per task of the elementwise loops
 
 _jit = {"cache": True, "nogil": True}
 
@@ -63,201 +69,230 @@ def _valid_range(start: int, step: int, count: int, size: int) -> tuple[int, int
 _valid_range_jit = njit(inline="always", **_jit)(_valid_range)
 
 
-def _im2col_loops(xf, cols, c_, n_, h, w, kh, kw, sh, sw, top, left, oh, ow):
+@njit(**_jit)
+def _im2col_task(task, xf, cols, c_, n_, h, w, kh, kw, sh, sw, top, left, oh, ow):
     # xf: (C, N, H, W) flat; cols: (C*KH*KW, N*OH*OW) flat, row (c, i, j), column (n, y, x)
-    for task in prange(c_ * kh * kw * n_):  # task = row * N + n
-        row = task // n_
-        n = task - row * n_
-        c = row // (kh * kw)
-        i = (row // kw) % kh
-        j = row % kw
-        x0, x1 = _valid_range_jit(j - left, sw, ow, w)
-        src_plane = (c * n_ + n) * h * w
-        for y in range(oh):
-            d = u64(task * oh * ow + y * ow)
-            ih = y * sh + i - top
-            if ih < 0 or ih >= h:
-                for x in range(u64(ow)):
-                    cols[d + x] = 0
-                continue
-            for x in range(u64(x0)):
+    row = task // n_
+    n = task - row * n_
+    c = row // (kh * kw)
+    i = (row // kw) % kh
+    j = row % kw
+    x0, x1 = _valid_range_jit(j - left, sw, ow, w)
+    src_plane = (c * n_ + n) * h * w
+    for y in range(oh):
+        d = u64(task * oh * ow + y * ow)
+        ih = y * sh + i - top
+        if ih < 0 or ih >= h:
+            for x in range(u64(ow)):
                 cols[d + x] = 0
-            for x in range(u64(x1), u64(ow)):
-                cols[d + x] = 0
-            s = u64(src_plane + ih * w + j - left + x0 * sw)
-            d += u64(x0)
-            if sw == 1:
-                for t in range(u64(x1 - x0)):
-                    cols[d + t] = xf[s + t]
-            else:
-                step = u64(sw)
-                for t in range(u64(x1 - x0)):
-                    cols[d + t] = xf[s + t * step]
+            continue
+        for x in range(u64(x0)):
+            cols[d + x] = 0
+        for x in range(u64(x1), u64(ow)):
+            cols[d + x] = 0
+        s = u64(src_plane + ih * w + j - left + x0 * sw)
+        d += u64(x0)
+        if sw == 1:
+            for t in range(u64(x1 - x0)):
+                cols[d + t] = xf[s + t]
+        else:
+            step = u64(sw)
+            for t in range(u64(x1 - x0)):
+                cols[d + t] = xf[s + t * step]
 
 
-def _col2im_loops(cols, dxf, c_, n_, h, w, kh, kw, sh, sw, top, left, oh, ow):
+@njit(**_jit)
+def _col2im_task(task, cols, dxf, c_, n_, h, w, kh, kw, sh, sw, top, left, oh, ow):
     # the adjoint of _im2col_loops; each task owns one (c, n) plane of dxf
-    for task in prange(c_ * n_):  # task = c * N + n
-        c = task // n_
-        n = task - c * n_
-        plane = u64(task * h * w)
-        for k in range(u64(h * w)):
-            dxf[plane + k] = 0
-        for i in range(kh):  # offsets in NumPy's order: each pixel sums in the same order
-            y0, y1 = _valid_range_jit(i - top, sh, oh, h)
-            for j in range(kw):
-                x0, x1 = _valid_range_jit(j - left, sw, ow, w)
-                src = (((c * kh + i) * kw + j) * n_ + n) * oh * ow
-                for y in range(y0, y1):
-                    d = plane + u64((y * sh + i - top) * w + x0 * sw + j - left)
-                    s = u64(src + y * ow + x0)
-                    if sw == 1:
-                        for t in range(u64(x1 - x0)):
-                            dxf[d + t] += cols[s + t]
-                    else:
-                        step = u64(sw)
-                        for t in range(u64(x1 - x0)):
-                            dxf[d + t * step] += cols[s + t]
+    c = task // n_
+    n = task - c * n_
+    plane = u64(task * h * w)
+    for k in range(u64(h * w)):
+        dxf[plane + k] = 0
+    for i in range(kh):  # offsets in NumPy's order: each pixel sums in the same order
+        y0, y1 = _valid_range_jit(i - top, sh, oh, h)
+        for j in range(kw):
+            x0, x1 = _valid_range_jit(j - left, sw, ow, w)
+            src = (((c * kh + i) * kw + j) * n_ + n) * oh * ow
+            for y in range(y0, y1):
+                d = plane + u64((y * sh + i - top) * w + x0 * sw + j - left)
+                s = u64(src + y * ow + x0)
+                if sw == 1:
+                    for t in range(u64(x1 - x0)):
+                        dxf[d + t] += cols[s + t]
+                else:
+                    step = u64(sw)
+                    for t in range(u64(x1 - x0)):
+                        dxf[d + t * step] += cols[s + t]
 
 
-def _add_bias_loops(outf, bias, m, block):
+@njit(**_jit)
+def _add_bias_task(task, outf, bias, m, block):
     # outf: (F, M) flat; adds bias[f] to row f, in blocks so small F still splits over threads
     nblocks = (m + block - 1) // block
-    for task in prange(bias.size * nblocks):
-        f = task // nblocks
-        start = (task - f * nblocks) * block
-        b = bias[f]
-        base = u64(f * m + start)
-        for k in range(u64(min(block, m - start))):
-            outf[base + k] += b
+    f = task // nblocks
+    start = (task - f * nblocks) * block
+    b = bias[f]
+    base = u64(f * m + start)
+    for k in range(u64(min(block, m - start))):
+        outf[base + k] += b
 
 
-def _maxpool_forward_loops(xf, out, argmax, c_, n_, h, w, kh, kw, sh, sw, oh, ow):
+@njit(**_jit)
+def _maxpool_forward_task(task, xf, out, argmax, c_, n_, h, w, kh, kw, sh, sw, oh, ow):
     # per (c, n) plane: each window's first maximum (strict >) and its index i*KW + j
-    for task in prange(c_ * n_):
-        src = task * h * w
-        dst = task * oh * ow
-        for y in range(oh):
-            row = u64(src + y * sh * w)
-            o = u64(dst + y * ow)
-            if kh == 2 and kw == 2 and sw == 2:  # the common case, unrolled so it vectorizes
-                one, two, below = u64(1), u64(2), u64(w)
-                for x in range(u64(ow)):
-                    p = row + two * x
-                    best = xf[p]
-                    arg = 0
-                    v = xf[p + one]
-                    if v > best:
-                        best = v
-                        arg = 1
-                    v = xf[p + below]
-                    if v > best:
-                        best = v
-                        arg = 2
-                    v = xf[p + below + one]
-                    if v > best:
-                        best = v
-                        arg = 3
-                    out[o + x] = best
-                    argmax[o + x] = arg
-                continue
+    src = task * h * w
+    dst = task * oh * ow
+    for y in range(oh):
+        row = u64(src + y * sh * w)
+        o = u64(dst + y * ow)
+        if kh == 2 and kw == 2 and sw == 2:  # the common case, unrolled so it vectorizes
+            one, two, below = u64(1), u64(2), u64(w)
             for x in range(u64(ow)):
-                p = row + x * u64(sw)
+                p = row + two * x
                 best = xf[p]
                 arg = 0
-                for k in range(1, kh * kw):
-                    v = xf[p + u64((k // kw) * w + k % kw)]
-                    if v > best:
-                        best = v
-                        arg = k
+                v = xf[p + one]
+                if v > best:
+                    best = v
+                    arg = 1
+                v = xf[p + below]
+                if v > best:
+                    best = v
+                    arg = 2
+                v = xf[p + below + one]
+                if v > best:
+                    best = v
+                    arg = 3
                 out[o + x] = best
                 argmax[o + x] = arg
+            continue
+        for x in range(u64(ow)):
+            p = row + x * u64(sw)
+            best = xf[p]
+            arg = 0
+            for k in range(1, kh * kw):
+                v = xf[p + u64((k // kw) * w + k % kw)]
+                if v > best:
+                    best = v
+                    arg = k
+            out[o + x] = best
+            argmax[o + x] = arg
 
 
-def _maxpool_backward_loops(doutf, argf, dxf, c_, n_, h, w, kh, kw, sh, sw, oh, ow):
+@njit(**_jit)
+def _maxpool_backward_task(task, doutf, argf, dxf, c_, n_, h, w, kh, kw, sh, sw, oh, ow):
     # per (c, n) plane: route each window's gradient to its first maximum
     tiled = sh == kh and sw == kw
-    for task in prange(c_ * n_):
-        plane = u64(task * h * w)
-        src = task * oh * ow
-        if tiled:  # every pixel written once: zeros beside the winner, zeros where no window is
-            for y in range(oh * kh, h):
-                for x in range(u64(w)):
-                    dxf[plane + u64(y * w) + x] = 0
-            for y in range(oh * kh):
-                for x in range(u64(ow * kw), u64(w)):
-                    dxf[plane + u64(y * w) + x] = 0
-            for y in range(oh):
-                s = u64(src + y * ow)
-                if kh == 2 and kw == 2:  # the common case, in a shape LLVM vectorizes
-                    for i in range(2):
-                        d = plane + u64((2 * y + i) * w)
-                        left, right, one, two = 2 * i, 2 * i + 1, u64(1), u64(2)
-                        for x in range(u64(ow)):
-                            k = argf[s + x]
-                            g = doutf[s + x]
-                            dxf[d + two * x] = g if k == left else 0
-                            dxf[d + two * x + one] = g if k == right else 0
-                    continue
-                for i in range(kh):
-                    d = plane + u64((y * kh + i) * w)
+    plane = u64(task * h * w)
+    src = task * oh * ow
+    if tiled:  # every pixel written once: zeros beside the winner, zeros where no window is
+        for y in range(oh * kh, h):
+            for x in range(u64(w)):
+                dxf[plane + u64(y * w) + x] = 0
+        for y in range(oh * kh):
+            for x in range(u64(ow * kw), u64(w)):
+                dxf[plane + u64(y * w) + x] = 0
+        for y in range(oh):
+            s = u64(src + y * ow)
+            if kh == 2 and kw == 2:  # the common case, in a shape LLVM vectorizes
+                for i in range(2):
+                    d = plane + u64((2 * y + i) * w)
+                    left, right, one, two = 2 * i, 2 * i + 1, u64(1), u64(2)
                     for x in range(u64(ow)):
                         k = argf[s + x]
                         g = doutf[s + x]
-                        for j in range(u64(kw)):
-                            dxf[d + x * u64(kw) + j] = g if k == i * kw + j else 0
-        else:  # overlapping or gapped windows: accumulate offset by offset, in NumPy's order
-            for x in range(u64(h * w)):
-                dxf[plane + x] = 0
-            for k in range(kh * kw):
-                off = (k // kw) * w + k % kw
-                for y in range(oh):
-                    s = u64(src + y * ow)
-                    d = plane + u64(y * sh * w + off)
-                    for x in range(u64(ow)):
-                        if argf[s + x] == k:
-                            dxf[d + x * u64(sw)] += doutf[s + x]
+                        dxf[d + two * x] = g if k == left else 0
+                        dxf[d + two * x + one] = g if k == right else 0
+                continue
+            for i in range(kh):
+                d = plane + u64((y * kh + i) * w)
+                for x in range(u64(ow)):
+                    k = argf[s + x]
+                    g = doutf[s + x]
+                    for j in range(u64(kw)):
+                        dxf[d + x * u64(kw) + j] = g if k == i * kw + j else 0
+    else:  # overlapping or gapped windows: accumulate offset by offset, in NumPy's order
+        for x in range(u64(h * w)):
+            dxf[plane + x] = 0
+        for k in range(kh * kw):
+            off = (k // kw) * w + k % kw
+            for y in range(oh):
+                s = u64(src + y * ow)
+                d = plane + u64(y * sh * w + off)
+                for x in range(u64(ow)):
+                    if argf[s + x] == k:
+                        dxf[d + x * u64(sw)] += doutf[s + x]
 
 
-def _relu_forward_loops(x, out):
-    for k in prange(x.size):
-        v = x[u64(k)]
-        out[u64(k)] = v if v > 0 or v != v else 0  # max(x, 0), NaN kept, like np.maximum
+@njit(**_jit)
+def _relu_forward_task(task, x, out, block):
+    start = u64(task * block)
+    for k in range(start, u64(min(start + u64(block), u64(x.size)))):
+        v = x[k]
+        out[k] = v if v > 0 or v != v else 0  # max(x, 0), NaN kept, like np.maximum
 
 
-def _relu_backward_loops(dout, out, dx):
-    for k in prange(dout.size):
-        i = u64(k)
-        dx[i] = dout[i] * (out[i] > 0)  # NumPy's dout * (out > 0), -0.0 and NaN alike
+@njit(**_jit)
+def _relu_backward_task(task, dout, out, dx, block):
+    start = u64(task * block)
+    for k in range(start, u64(min(start + u64(block), u64(dout.size)))):
+        dx[k] = dout[k] * (out[k] > 0)  # NumPy's dout * (out > 0), -0.0 and NaN alike
 
 
-def _serial_twin(func):
-    """A copy of ``func`` under another name, so its serial build gets its own on-disk cache entry
-    (numba names cache files after the function; two builds of one function would collide)."""
-    twin = types.FunctionType(func.__code__, func.__globals__, func.__name__ + "_serial")
-    twin.__qualname__ = func.__qualname__ + "_serial"
-    return twin
+# Drivers: run tasks [start, stop) on the calling thread; team.run spreads chunks of tasks over
+# the cores (each chunk releases the GIL: nogil).
+@njit(**_jit)
+def _im2col_loops(start, stop, xf, cols, c_, n_, h, w, kh, kw, sh, sw, top, left, oh, ow):
+    for task in range(start, stop):  # task = row * N + n
+        _im2col_task(task, xf, cols, c_, n_, h, w, kh, kw, sh, sw, top, left, oh, ow)
 
 
-# name -> (parallel build, one-thread build); prange is a plain range in the latter.
-_LOOPS = {
-    func.__name__: (njit(parallel=True, **_jit)(func), njit(**_jit)(_serial_twin(func)))
-    for func in (
-        _im2col_loops,
-        _col2im_loops,
-        _add_bias_loops,
-        _maxpool_forward_loops,
-        _maxpool_backward_loops,
-        _relu_forward_loops,
-        _relu_backward_loops,
-    )
-}
+@njit(**_jit)
+def _col2im_loops(start, stop, cols, dxf, c_, n_, h, w, kh, kw, sh, sw, top, left, oh, ow):
+    for task in range(start, stop):  # task = c * N + n
+        _col2im_task(task, cols, dxf, c_, n_, h, w, kh, kw, sh, sw, top, left, oh, ow)
 
 
-def _run(name: str, work: int, *args) -> None:
-    """Call the compiled loop ``name``: on all cores when ``work`` elements justify it."""
-    parallel, serial = _LOOPS[name]
-    (parallel if work >= _PARALLEL_MIN else serial)(*args)
+@njit(**_jit)
+def _add_bias_loops(start, stop, outf, bias, m, block):
+    for task in range(start, stop):  # task = f * blocks per row + block
+        _add_bias_task(task, outf, bias, m, block)
+
+
+@njit(**_jit)
+def _maxpool_forward_loops(start, stop, xf, out, argmax, c_, n_, h, w, kh, kw, sh, sw, oh, ow):
+    for task in range(start, stop):  # task = c * N + n
+        _maxpool_forward_task(task, xf, out, argmax, c_, n_, h, w, kh, kw, sh, sw, oh, ow)
+
+
+@njit(**_jit)
+def _maxpool_backward_loops(start, stop, doutf, argf, dxf, c_, n_, h, w, kh, kw, sh, sw, oh, ow):
+    for task in range(start, stop):  # task = c * N + n
+        _maxpool_backward_task(task, doutf, argf, dxf, c_, n_, h, w, kh, kw, sh, sw, oh, ow)
+
+
+@njit(**_jit)
+def _relu_forward_loops(start, stop, x, out, block):
+    for task in range(start, stop):  # task = block of elements
+        _relu_forward_task(task, x, out, block)
+
+
+@njit(**_jit)
+def _relu_backward_loops(start, stop, dout, out, dx, block):
+    for task in range(start, stop):
+        _relu_backward_task(task, dout, out, dx, block)
+
+
+def _run(loop, work: int, tasks: int, *args) -> None:
+    """Run ``loop`` over ``tasks`` tasks: on the calling thread when ``work`` (elements) is small,
+    else in chunks spread over the team."""
+    if work < _PARALLEL_MIN or team.threads() == 1:
+        loop(0, tasks, *args)
+        return
+    chunks = min(tasks, _CHUNKS_PER_THREAD * team.threads())
+    bounds = [tasks * i // chunks for i in range(chunks + 1)]
+    team.run(lambda i: loop(bounds[i], bounds[i + 1], *args), chunks)
 
 
 # -- the backend's functions (same signatures as numpy_kernels) --------------------------------
@@ -282,8 +317,9 @@ def im2col(
     ow = output_size(w, kw, stride[1], left + right)
     cols = buffers.empty((c * kh * kw, n * oh * ow), x.dtype)
     _run(
-        "_im2col_loops",
+        _im2col_loops,
         cols.size,
+        c * kh * kw * n,
         _planes(x),
         cols.reshape(-1),
         c,
@@ -320,7 +356,7 @@ def col2im(
     dxc = buffers.empty((c, n, h, w), cols.dtype)
     flat_cols = (cols if cols.flags.c_contiguous else buffers.copy_of(cols)).reshape(-1)
     args = (c, n, h, w, kh, kw, *stride, top, left, oh, ow)
-    _run("_col2im_loops", cols.size, flat_cols, dxc.reshape(-1), *args)
+    _run(_col2im_loops, cols.size, c * n, flat_cols, dxc.reshape(-1), *args)
     return nchw_of(dxc)
 
 
@@ -340,9 +376,11 @@ def conv2d_forward(
     n, _, h, w = x.shape
     cols = im2col(x, kh, kw, stride, pads)
     out = buffers.empty((f, cols.shape[1]), cols.dtype)
-    np.matmul(weight.reshape(f, -1), cols, out=out)  # (F, N*OH*OW): one BLAS call
+    blas.matmul(weight.reshape(f, -1), cols, out=out)  # (F, N*OH*OW): one BLAS call
     if bias is not None:
-        _run("_add_bias_loops", out.size, out.reshape(-1), bias, out.shape[1], 8192)
+        m = out.shape[1]
+        blocks = -(-m // _BLOCK)
+        _run(_add_bias_loops, out.size, f * blocks, out.reshape(-1), bias, m, _BLOCK)
     oh = output_size(h, kh, stride[0], pads[0] + pads[1])
     ow = output_size(w, kw, stride[1], pads[2] + pads[3])
     return nchw_of(out.reshape(f, n, oh, ow)), (cols if keep_cols else None)
@@ -360,12 +398,12 @@ def conv2d_backward(
     """Gradients of a convolution: (dx (N, C, H, W) or None, dweight like weight, dbias (F,))."""
     f, _, kh, kw = weight.shape
     dout2d = channel_major(dout).reshape(f, -1)  # (F, N*OH*OW); free if dout is channel-major
-    dweight = (dout2d @ cols.T).reshape(weight.shape)
+    dweight = blas.matmul(dout2d, cols.T).reshape(weight.shape)
     dbias = dout2d.sum(axis=1)
     if not need_dx:
         return None, dweight, dbias
     dcols = buffers.empty((weight[0].size, dout2d.shape[1]), dout2d.dtype)
-    np.matmul(weight.reshape(f, -1).T, dout2d, out=dcols)
+    blas.matmul(weight.reshape(f, -1).T, dout2d, out=dcols)
     return col2im(dcols, x_shape, kh, kw, stride, pads), dweight, dbias
 
 
@@ -384,7 +422,8 @@ def maxpool2d_forward(
     out = buffers.empty((c, n, oh, ow), x.dtype)
     argmax = buffers.empty((c, n, oh, ow), np.uint8)
     args = (c, n, h, w, kh, kw, *stride, oh, ow)
-    _run("_maxpool_forward_loops", x.size, _planes(x), out.reshape(-1), argmax.reshape(-1), *args)
+    flat_out, flat_arg = out.reshape(-1), argmax.reshape(-1)
+    _run(_maxpool_forward_loops, x.size, c * n, _planes(x), flat_out, flat_arg, *args)
     return nchw_of(out), nchw_of(argmax)
 
 
@@ -401,27 +440,26 @@ def maxpool2d_backward(
     oh, ow = dout.shape[2], dout.shape[3]
     dxc = buffers.empty((c, n, h, w), dout.dtype)
     args = (c, n, h, w, *pool, *stride, oh, ow)
-    _run(
-        "_maxpool_backward_loops", dxc.size, _planes(dout), _planes(argmax), dxc.reshape(-1), *args
-    )
+    flat_dout, flat_arg = _planes(dout), _planes(argmax)
+    _run(_maxpool_backward_loops, dxc.size, c * n, flat_dout, flat_arg, dxc.reshape(-1), *args)
     return nchw_of(dxc)
 
 
 def relu_forward(x: np.ndarray) -> np.ndarray:
     """max(x, 0), elementwise, same shape, dtype and memory order."""
     out = buffers.empty_like(x)
-    pair = flat_pair(x, out)
-    if pair is None:
+    pair = flat_pair(x, out) if x.size >= _PARALLEL_MIN else None
+    if pair is None:  # small or oddly strided: NumPy's maximum, the same numbers
         return np.maximum(x, 0, out=out)
-    _run("_relu_forward_loops", x.size, *pair)
+    _run(_relu_forward_loops, x.size, -(-x.size // _BLOCK), *pair, _BLOCK)
     return out
 
 
 def relu_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Pass ``dout`` where the ReLU's output was positive, 0 elsewhere (a masked entry may be -0.0)."""
-    pair = flat_pair(dout, out)
+    pair = flat_pair(dout, out) if dout.size >= _PARALLEL_MIN else None
     if pair is None or dout.dtype != out.dtype:
         return np.multiply(dout, out > 0, dtype=dout.dtype)
     dx = buffers.empty_like(dout)
-    _run("_relu_backward_loops", dout.size, *pair, flat(dx))
+    _run(_relu_backward_loops, dout.size, -(-dout.size // _BLOCK), *pair, flat(dx), _BLOCK)
     return dx

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from scratchcnn.kernels import buffers
+from scratchcnn.kernels import blas, buffers
 from scratchcnn.kernels.layout import channel_major, nchw_of
 
 NAME = "numpy"
@@ -103,7 +103,7 @@ def conv2d_forward(
     n = x.shape[0]
     cols = im2col(x, kh, kw, stride, pads)
     out = buffers.empty((f, cols.shape[1]), cols.dtype)
-    np.matmul(weight.reshape(f, -1), cols, out=out)  # (F, N*OH*OW): one BLAS call
+    blas.matmul(weight.reshape(f, -1), cols, out=out)  # (F, N*OH*OW): one BLAS call
     if bias is not None:
         out += bias[:, None]
     oh = output_size(x.shape[2], kh, stride[0], pads[0] + pads[1])
@@ -123,12 +123,12 @@ def conv2d_backward(
     """Gradients of a convolution: (dx (N, C, H, W) or None, dweight like weight, dbias (F,))."""
     f, _, kh, kw = weight.shape
     dout2d = channel_major(dout).reshape(f, -1)  # (F, N*OH*OW); free if dout is channel-major
-    dweight = (dout2d @ cols.T).reshape(weight.shape)
+    dweight = blas.matmul(dout2d, cols.T).reshape(weight.shape)
     dbias = dout2d.sum(axis=1)
     if not need_dx:
         return None, dweight, dbias
     dcols = buffers.empty((weight[0].size, dout2d.shape[1]), dout2d.dtype)
-    np.matmul(weight.reshape(f, -1).T, dout2d, out=dcols)
+    blas.matmul(weight.reshape(f, -1).T, dout2d, out=dcols)
     return col2im(dcols, x_shape, kh, kw, stride, pads), dweight, dbias
 
 
