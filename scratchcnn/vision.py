@@ -423,7 +423,8 @@ class DigitReader:
 
     ``model`` is anything with ``predict_proba(x)`` taking float32 (N, 1, 28, 28) in [0, 1]
     (white digit on black, like MNIST) and returning (N, 10) probabilities — a
-    :class:`scratchcnn.Sequential`. ``config`` is a :class:`ReaderConfig`.
+    :class:`scratchcnn.Sequential`. ``config`` is a :class:`ReaderConfig`; keyword arguments
+    override its fields, e.g. ``DigitReader(model, min_confidence=0.5, deskew=True)``.
     """
 
     def __init__(self, model, config: ReaderConfig | None = None, **overrides):
