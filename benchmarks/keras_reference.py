@@ -68,14 +68,16 @@ def _initializer(layer, seed: int | None):
 def keras_model_like(
     model: sc.Sequential, seed: int | None = 0, weight_decay: float = 0.0, copy_weights=False
 ) -> keras.Sequential:
-    """A Keras ``Sequential`` with ``model``'s architecture, channels-last input (H, W, C).
+    """A Keras ``Sequential`` with ``model``'s architecture, channels-last input (H, W, C), and
+    its dtype (a float64 scratchcnn model gives float64 Keras layers).
 
     ``weight_decay`` > 0 adds ``L2(weight_decay / 2)`` to every kernel and bias (scratchcnn's
     coupled decay, see the module notes). ``copy_weights=True`` starts from ``model``'s weights.
     Raises ValueError for a layer type it cannot translate.
     """
     c, h, w = model.input_shape
-    layers: list = [keras.Input((h, w, c))]
+    dtype = model.dtype.name
+    layers: list = [keras.Input((h, w, c), dtype=dtype)]
     reg = (lambda: keras.regularizers.L2(weight_decay / 2)) if weight_decay else (lambda: None)
     skip_next_relu = False
     for i, layer in enumerate(model.layers):
@@ -84,7 +86,7 @@ def keras_model_like(
         layer_seed = None if seed is None else seed + i
         if isinstance(layer, sc.ReLU):
             if not skip_next_relu:
-                layers.append(keras.layers.ReLU())
+                layers.append(keras.layers.ReLU(dtype=dtype))
             skip_next_relu = False
             continue
         skip_next_relu = fused is not None and isinstance(layer, (sc.Conv2D, sc.Dense))
@@ -92,7 +94,9 @@ def keras_model_like(
             padding = layer.padding if isinstance(layer.padding, str) else "valid"
             if not isinstance(layer.padding, str) and any(layer.pads):
                 top, bottom, left, right = layer.pads
-                layers.append(keras.layers.ZeroPadding2D(((top, bottom), (left, right))))
+                layers.append(
+                    keras.layers.ZeroPadding2D(((top, bottom), (left, right)), dtype=dtype)
+                )
             layers.append(
                 keras.layers.Conv2D(
                     layer.filters,
@@ -104,6 +108,7 @@ def keras_model_like(
                     kernel_initializer=_initializer(layer, layer_seed),
                     kernel_regularizer=reg(),
                     bias_regularizer=reg() if layer.use_bias else None,
+                    dtype=dtype,
                 )
             )
         elif isinstance(layer, sc.Dense):
@@ -115,14 +120,17 @@ def keras_model_like(
                     kernel_initializer=_initializer(layer, layer_seed),
                     kernel_regularizer=reg(),
                     bias_regularizer=reg() if layer.use_bias else None,
+                    dtype=dtype,
                 )
             )
         elif isinstance(layer, sc.MaxPool2D):
-            layers.append(keras.layers.MaxPooling2D(layer.pool_size, strides=layer.stride))
+            layers.append(
+                keras.layers.MaxPooling2D(layer.pool_size, strides=layer.stride, dtype=dtype)
+            )
         elif isinstance(layer, sc.Flatten):
-            layers.append(keras.layers.Flatten())
+            layers.append(keras.layers.Flatten(dtype=dtype))
         elif isinstance(layer, sc.Dropout):
-            layers.append(keras.layers.Dropout(layer.rate, seed=layer_seed))
+            layers.append(keras.layers.Dropout(layer.rate, seed=layer_seed, dtype=dtype))
         else:
             raise ValueError(f"layer {i} ({type(layer).__name__}) has no Keras translation")
     kmodel = keras.Sequential(layers, name="reference")

@@ -73,9 +73,17 @@ def matmul_case(m: int, k: int, n: int, name: str, transpose_b: bool = False, rn
 
 
 def layer_shapes(arch: str, batch: int) -> list[tuple[int, sc.Layer, tuple]]:
-    """(index, layer, batch input shape) for every layer of ``arch`` on a batch of ``batch``."""
+    """(index, layer, batch input shape) for every layer of ``arch`` on a batch of ``batch``, in
+    the order the model runs them (a ReLU before a MaxPool2D may run after it, on less data)."""
     model = sc.build_model(arch, seed=0)
-    return [(i, layer, (batch, *layer.input_shape)) for i, layer in enumerate(model.layers)]
+    plan = getattr(sc.model, "execution_order", list)(model.layers)
+    index = {id(layer): i for i, layer in enumerate(model.layers)}
+    rows, shape = [], model.input_shape
+    for layer in plan:
+        rows.append((index[id(layer)], layer, (batch, *shape)))
+        if layer.output_shape != layer.input_shape:  # elementwise layers keep the running shape
+            shape = layer.output_shape
+    return rows
 
 
 def kernel_cases(arch: str, batch: int, rng) -> list[dict]:
