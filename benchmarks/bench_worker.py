@@ -55,10 +55,16 @@ class ScratchSystem:
     def __init__(self, args, backend: str):
         self.name = f"scratchcnn-{backend}"
         sc.set_backend(backend)
+        threads = sc.set_threads(args.threads or None)
         self.model = sc.build_model(args.arch, seed=args.seed)
         self.optimizer = sc.SGD(self.model.parameters(), lr=args.lr, momentum=args.momentum)
         self.batch_size = args.batch_size
-        self.info = {"backend": sc.backend_name(), "numpy": np.__version__, "blas": blas_threads()}
+        self.info = {
+            "backend": sc.backend_name(),
+            "numpy": np.__version__,
+            "threads": threads,
+            "blas": blas_threads(),
+        }
         if backend == "numba":
             import numba
 
@@ -116,7 +122,7 @@ class KerasSystem:
         import keras_reference as kr
 
         self.kr = kr
-        threads = kr.configure_threads(args.tf_threads)
+        threads = kr.configure_threads(args.threads or None)
         import keras
 
         self.keras = keras
@@ -297,7 +303,9 @@ def parse_args(argv=None):
     p.add_argument("--inference-repeats", type=int, default=3)
     p.add_argument("--latency-calls", type=int, default=500)
     p.add_argument("--predict-calls", type=int, default=100)
-    p.add_argument("--tf-threads", type=int, default=0, help="0: all cores")
+    p.add_argument(
+        "--threads", type=int, default=0, help="TensorFlow's or scratchcnn's (0: all cores)"
+    )
     p.add_argument("--data-dir", default=None)
     return p.parse_args(argv)
 

@@ -65,7 +65,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--latency-calls", type=int, default=None, help="default 500 (--quick: 100)")
     p.add_argument("--predict-calls", type=int, default=None, help="default 100 (--quick: 20)")
     p.add_argument("--eval-batch-size", type=int, default=256)
-    p.add_argument("--tf-threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="threads of every system: TensorFlow's intra- and inter-op pools, scratchcnn's "
+        "set_threads (default: all cores)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None, help="folder of the MNIST IDX .gz files")
     p.add_argument("--quick", action="store_true", help="smoke run: 2,000 images, 1 epoch")
@@ -85,7 +91,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--epochs, --batch-size, --latency-calls and --predict-calls must be >= 1")
     if args.data_dir is None and mnist_data.default_data_dir() is not None:
         args.data_dir = str(mnist_data.default_data_dir())
-    args.tf_threads = args.tf_threads or os.cpu_count() or 1
+    args.threads = args.threads or os.cpu_count() or 1
     return args
 
 
@@ -108,7 +114,7 @@ class Worker:
             f"--inference-repeats={args.inference_repeats}",
             f"--latency-calls={args.latency_calls}",
             f"--predict-calls={args.predict_calls}",
-            f"--tf-threads={args.tf_threads}",
+            f"--threads={args.threads}",
         ]
         if args.data_dir:
             cmd.append(f"--data-dir={args.data_dir}")
@@ -222,7 +228,7 @@ def main(argv=None) -> int:
         "optimizer": f"SGD(lr={args.lr}, momentum={args.momentum})",
         "seed": args.seed,
         "quick": args.quick,
-        "tf_threads": args.tf_threads,
+        "threads": args.threads,
     }
     results["summary"] = compare_report.summarize(results, REFERENCE)
     out = Path(args.out)

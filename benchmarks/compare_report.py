@@ -97,7 +97,8 @@ def markdown(results: dict) -> str:
                 else ""
             )
             lines.append(
-                f"{LABELS[name]}: NumPy {info['numpy']}{', ' + blas if blas else ''}{extra}."
+                f"{LABELS[name]}: {info.get('threads', '?')} kernel threads; NumPy {info['numpy']}"
+                f"{', ' + blas if blas else ''}{extra}."
             )
     lines += [
         "",
