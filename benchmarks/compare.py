@@ -27,10 +27,12 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE.parent), str(HERE)]  # this checkout's scratchcnn, then our helpers
 
 import compare_report  # noqa: E402
 import mnist_data  # noqa: E402
+
+from scratchcnn.architectures import ARCHITECTURES  # noqa: E402
 
 SYSTEMS = ("numpy", "numba", "keras")
 REFERENCE = "keras"
@@ -50,7 +52,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Train scratchcnn and the Keras reference side by side on MNIST."
     )
-    p.add_argument("--arch", default="keras-example", help="network (default: keras-example)")
+    p.add_argument(
+        "--arch",
+        default="keras-example",
+        choices=sorted(ARCHITECTURES),
+        help="network (default: keras-example)",
+    )
     p.add_argument("--epochs", type=int, default=None, help="default 3 (--quick: 1)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (default 0.05)")
@@ -75,7 +82,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None, help="folder of the MNIST IDX .gz files")
     p.add_argument("--quick", action="store_true", help="smoke run: 2,000 images, 1 epoch")
-    p.add_argument("--out", default="benchmarks/results", help="output folder")
+    p.add_argument("--out", default="runs/compare", help="output folder (default runs/compare)")
     args = p.parse_args(argv)
     quick = args.quick
     args.epochs = args.epochs or (1 if quick else 3)
