@@ -8,15 +8,20 @@ images a debug view shows. The steps:
    grayscale closing (which erases dark strokes narrower than its kernel) on a small copy of the
    frame, and every pixel becomes its *relative ink darkness* ``(paper - pixel) / paper``. Uneven
    light, gradients and vignetting divide out.
-2. **Threshold**: Otsu's threshold on the darkness image, never below ``min_contrast`` — so blank
-   paper with sensor noise has no ink at all. A 3x3 median filter and a small closing clean the mask.
-3. **Candidates**: outer contours (also those inside another shape's hole); pieces of one digit (a ``5`` whose bar is detached, a broken
-   stroke) are merged when they overlap horizontally and are close vertically; boxes are filtered
-   by height, aspect ratio and ink density.
+2. **Threshold**: Otsu's threshold on the darkness image, never below ``min_contrast`` nor below
+   what the frame's noise allows (so blank paper with sensor noise has no ink at all), with
+   hysteresis: fainter pixels count when they touch strong ones, so a light stretch of a stroke
+   does not cut a digit in two. A 3x3 median filter and a small closing clean the mask.
+3. **Candidates**: outer contours, also those inside another shape's hole (the dark desk around
+   the sheet, a drawn frame); pieces that cannot be part of a digit (specks, oversize shapes,
+   frames holding other pieces, anything cut by the frame's edge) are dropped; pieces of one digit
+   (a ``5`` whose bar is detached, a stroke cut by a hairline) are merged; boxes are filtered by
+   height, aspect ratio and ink density.
 4. **MNIST normalization** of each candidate: its soft darkness (not the hard mask) inside its own
-   contours, fitted into 20x20 keeping its aspect ratio (area interpolation, as MNIST's
-   anti-aliasing), padded to 28x28 and shifted so its center of mass is at the center; optionally
-   deskewed. Light strokes on black, float32 in [0, 1]: exactly the model's training input.
+   contours, stretched so the stroke's core is 1.0, fine-pen strokes thickened to MNIST's width,
+   fitted into 20x20 keeping its aspect ratio (area interpolation, as MNIST's anti-aliasing),
+   padded to 28x28 and shifted so its center of mass is at the center; optionally deskewed.
+   Light strokes on black, float32 in [0, 1]: the model's training input.
 5. **One** ``model.predict_proba`` call for all crops of the frame.
 6. Detections in **reading order**: rows from top to bottom, left to right within a row.
 
@@ -418,7 +423,8 @@ class DigitReader:
 
     ``model`` is anything with ``predict_proba(x)`` taking float32 (N, 1, 28, 28) in [0, 1]
     (white digit on black, like MNIST) and returning (N, 10) probabilities — a
-    :class:`scratchcnn.Sequential`. ``config`` is a :class:`ReaderConfig`.
+    :class:`scratchcnn.Sequential`. ``config`` is a :class:`ReaderConfig`; keyword arguments
+    override its fields, e.g. ``DigitReader(model, min_confidence=0.5, deskew=True)``.
     """
 
     def __init__(self, model, config: ReaderConfig | None = None, **overrides):
@@ -529,7 +535,12 @@ class DigitReader:
         if k < 3:
             return ink
         ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-        return cv2.dilate(ink, ellipse)
+        pad = k // 2 + 1  # room to grow: a thin "1" is as wide as its box
+        grown = cv2.dilate(
+            cv2.copyMakeBorder(ink, pad, pad, pad, pad, cv2.BORDER_CONSTANT), ellipse
+        )
+        x, y, w, h = cv2.boundingRect((grown > 0).astype(np.uint8))
+        return grown[y : y + h, x : x + w]
 
     def read(self, frame: np.ndarray) -> FrameResult:
         """Read all digits of ``frame`` (BGR or gray, uint8 preferred; see :func:`to_gray`).

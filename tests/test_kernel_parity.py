@@ -229,3 +229,27 @@ def test_threads_setting():
     assert out.strip() == "3"
     with pytest.raises(ValueError, match="threads"):
         sc.set_threads(0)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_the_number_of_threads_does_not_change_a_single_bit(backend, restore_backend, monkeypatch):
+    """Work is cut into chunks whose sums never depend on how many threads share them."""
+    monkeypatch.setattr(blas, "SMALL", 1 << 16)  # cut even this small network's products
+    monkeypatch.setattr(blas, "SUM_CHUNK", 100)
+    monkeypatch.setattr(blas, "COLUMN_CHUNK", 100)
+    monkeypatch.setattr(fast, "_PARALLEL_MIN", 1 << 10)
+    sc.set_backend(backend)
+    weights = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(team, "_threads", threads)
+        model = sc.build_model("keras-example", seed=2)
+        rng = np.random.default_rng(3)
+        x = rng.random((16, 1, 28, 28), dtype=np.float32)
+        y = rng.integers(0, 10, size=16)
+        optimizer = sc.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        for _ in range(2):
+            model.train_step(x, y, optimizer)
+        weights.append([p.data.copy() for p in model.parameters()])
+    for other in weights[1:]:
+        for a, b in zip(weights[0], other, strict=True):
+            np.testing.assert_array_equal(a, b)

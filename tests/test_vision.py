@@ -214,6 +214,18 @@ def test_a_digit_inside_a_drawn_frame_is_found():
     )  # the ring, not the frame
 
 
+def test_strokes_of_a_fine_pen_are_thickened_to_mnist_width():
+    frame = np.full((480, 640), 210, np.uint8)
+    cv2.polylines(frame, [np.int32([[80, 150], [200, 150], [120, 330]])], False, 40, 2, cv2.LINE_AA)
+    cv2.line(frame, (520, 150), (520, 330), 40, 2, cv2.LINE_AA)  # a "1" as wide as its box
+    thick = DigitReader(FakeModel()).read(frame).crops[:, 0]
+    thin = DigitReader(FakeModel(), thicken=False).read(frame).crops[:, 0]
+    for crop in thick:  # MNIST strokes are 2-3 pixels wide at 28x28
+        assert 2 <= (crop[14] > 0.5).sum() <= 5
+    assert (thin[:, 14] > 0.5).sum(axis=1).min() <= 1
+    assert all(a.sum() > 1.5 * b.sum() for a, b in zip(thick, thin, strict=True))
+
+
 def odd_frames():
     rng = np.random.default_rng(3)
     h, w = 480, 640
