@@ -3,7 +3,7 @@
 The parent writes one command per line on stdin — ``epoch``, ``inference``, ``finish`` — and the
 worker answers each with one JSON line on its original stdout (anything else the libraries print
 goes to stderr). The first message, sent unasked, is ``ready`` (or ``unavailable`` with a reason,
-e.g. numba or Keras not installed). Peak memory is this process's ``ru_maxrss``.
+e.g. numba or Keras not installed). Peak memory is this process's own (VmHWM).
 
 Systems: ``numpy`` and ``numba`` (scratchcnn with that kernel backend) and ``keras`` (the Keras 3
 / TensorFlow reference from ``keras_reference.py``, started from the same initial weights).
@@ -31,7 +31,15 @@ import scratchcnn as sc  # noqa: E402
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    """Peak resident memory of this process so far, in MiB: Linux's VmHWM, which starts afresh at
+    exec, else ``ru_maxrss`` (which on Linux keeps the parent's peak across fork and exec)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     scale = 1 if sys.platform == "darwin" else 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
