@@ -3,7 +3,7 @@
 The parent writes one command per line on stdin — ``epoch``, ``inference``, ``finish`` — and the
 worker answers each with one JSON line on its original stdout (anything else the libraries print
 goes to stderr). The first message, sent unasked, is ``ready`` (or ``unavailable`` with a reason,
-e.g. numba or Keras not installed). Peak memory is this process's ``ru_maxrss``.
+e.g. numba or Keras not installed). Peak memory is this process's own (VmHWM).
 
 Systems: ``numpy`` and ``numba`` (scratchcnn with that kernel backend) and ``keras`` (the Keras 3
 / TensorFlow reference from ``keras_reference.py``, started from the same initial weights).
@@ -31,7 +31,15 @@ import scratchcnn as sc  # noqa: E402
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    """Peak resident memory of this process so far, in MiB: Linux's VmHWM, which starts afresh at
+    exec, else ``ru_maxrss`` (which on Linux keeps the parent's peak across fork and exec)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     scale = 1 if sys.platform == "darwin" else 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
@@ -55,10 +63,16 @@ class ScratchSystem:
     def __init__(self, args, backend: str):
         self.name = f"scratchcnn-{backend}"
         sc.set_backend(backend)
+        threads = sc.set_threads(args.threads or None)
         self.model = sc.build_model(args.arch, seed=args.seed)
         self.optimizer = sc.SGD(self.model.parameters(), lr=args.lr, momentum=args.momentum)
         self.batch_size = args.batch_size
-        self.info = {"backend": sc.backend_name(), "numpy": np.__version__, "blas": blas_threads()}
+        self.info = {
+            "backend": sc.backend_name(),
+            "numpy": np.__version__,
+            "threads": threads,
+            "blas": blas_threads(),
+        }
         if backend == "numba":
             import numba
 
@@ -116,7 +130,7 @@ class KerasSystem:
         import keras_reference as kr
 
         self.kr = kr
-        threads = kr.configure_threads(args.tf_threads)
+        threads = kr.configure_threads(args.threads or None)
         import keras
 
         self.keras = keras
@@ -297,7 +311,9 @@ def parse_args(argv=None):
     p.add_argument("--inference-repeats", type=int, default=3)
     p.add_argument("--latency-calls", type=int, default=500)
     p.add_argument("--predict-calls", type=int, default=100)
-    p.add_argument("--tf-threads", type=int, default=0, help="0: all cores")
+    p.add_argument(
+        "--threads", type=int, default=0, help="TensorFlow's or scratchcnn's (0: all cores)"
+    )
     p.add_argument("--data-dir", default=None)
     return p.parse_args(argv)
 

@@ -27,10 +27,12 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE.parent), str(HERE)]  # this checkout's scratchcnn, then our helpers
 
 import compare_report  # noqa: E402
 import mnist_data  # noqa: E402
+
+from scratchcnn.architectures import ARCHITECTURES  # noqa: E402
 
 SYSTEMS = ("numpy", "numba", "keras")
 REFERENCE = "keras"
@@ -50,7 +52,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Train scratchcnn and the Keras reference side by side on MNIST."
     )
-    p.add_argument("--arch", default="keras-example", help="network (default: keras-example)")
+    p.add_argument(
+        "--arch",
+        default="keras-example",
+        choices=sorted(ARCHITECTURES),
+        help="network (default: keras-example)",
+    )
     p.add_argument("--epochs", type=int, default=None, help="default 3 (--quick: 1)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (default 0.05)")
@@ -65,11 +72,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--latency-calls", type=int, default=None, help="default 500 (--quick: 100)")
     p.add_argument("--predict-calls", type=int, default=None, help="default 100 (--quick: 20)")
     p.add_argument("--eval-batch-size", type=int, default=256)
-    p.add_argument("--tf-threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="threads of every system: TensorFlow's intra- and inter-op pools, scratchcnn's "
+        "set_threads (default: all cores)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None, help="folder of the MNIST IDX .gz files")
     p.add_argument("--quick", action="store_true", help="smoke run: 2,000 images, 1 epoch")
-    p.add_argument("--out", default="benchmarks/results", help="output folder")
+    p.add_argument("--out", default="runs/compare", help="output folder (default runs/compare)")
     args = p.parse_args(argv)
     quick = args.quick
     args.epochs = args.epochs or (1 if quick else 3)
@@ -85,7 +98,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--epochs, --batch-size, --latency-calls and --predict-calls must be >= 1")
     if args.data_dir is None and mnist_data.default_data_dir() is not None:
         args.data_dir = str(mnist_data.default_data_dir())
-    args.tf_threads = args.tf_threads or os.cpu_count() or 1
+    args.threads = args.threads or os.cpu_count() or 1
     return args
 
 
@@ -108,7 +121,7 @@ class Worker:
             f"--inference-repeats={args.inference_repeats}",
             f"--latency-calls={args.latency_calls}",
             f"--predict-calls={args.predict_calls}",
-            f"--tf-threads={args.tf_threads}",
+            f"--threads={args.threads}",
         ]
         if args.data_dir:
             cmd.append(f"--data-dir={args.data_dir}")
@@ -222,7 +235,7 @@ def main(argv=None) -> int:
         "optimizer": f"SGD(lr={args.lr}, momentum={args.momentum})",
         "seed": args.seed,
         "quick": args.quick,
-        "tf_threads": args.tf_threads,
+        "threads": args.threads,
     }
     results["summary"] = compare_report.summarize(results, REFERENCE)
     out = Path(args.out)

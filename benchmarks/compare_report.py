@@ -97,7 +97,8 @@ def markdown(results: dict) -> str:
                 else ""
             )
             lines.append(
-                f"{LABELS[name]}: NumPy {info['numpy']}{', ' + blas if blas else ''}{extra}."
+                f"{LABELS[name]}: {info.get('threads', '?')} kernel threads; NumPy {info['numpy']}"
+                f"{', ' + blas if blas else ''}{extra}."
             )
     lines += [
         "",
@@ -164,8 +165,8 @@ def markdown(results: dict) -> str:
         "Keras's `model(x, training=False)` (logits), 'predict' is `model.predict(x)` in both."
     )
     lines.append(
-        "- Peak MB: the process's peak resident memory (ru_maxrss), data set included; each "
-        "system runs in its own process."
+        "- Peak MB: the process's peak resident memory (VmHWM), data set included (60,000 "
+        "float32 images: 188 MB); each system runs in its own process."
     )
     for name, entry in systems.items():
         if "error" in entry:
