@@ -14,6 +14,7 @@ more than ``MAX_BYTES`` it first lets go of its unused blocks; :func:`clear` dro
 
 from __future__ import annotations
 
+import bisect
 import math
 import sys
 
@@ -23,10 +24,11 @@ MIN_BYTES = 1 << 16  # smaller arrays are cheap to allocate
 MAX_BYTES = 128 << 20  # a training step of the Keras example at batch 128 holds ~70 MB
 
 _blocks: list[np.ndarray] = []  # uint8 blocks, ascending by size
+_sizes: list[int] = []  # their sizes, for bisect
 
-# References to an unused block while empty() looks at it: the pool's list, the loop variable,
-# and getrefcount's own argument.
-_UNUSED = 3
+# References to an unused block while empty() looks at it: the pool's list, the slice of it being
+# scanned, the loop variable, and getrefcount's own argument.
+_UNUSED = 4
 
 
 def empty(shape, dtype) -> np.ndarray:
@@ -36,16 +38,18 @@ def empty(shape, dtype) -> np.ndarray:
     nbytes = dtype.itemsize * math.prod(shape)
     if nbytes < MIN_BYTES:
         return np.empty(shape, dtype)
-    for block in _blocks:  # the smallest unused block that fits, wasting at most half
-        if block.size >= nbytes and sys.getrefcount(block) == _UNUSED:
-            if block.size <= 2 * nbytes:
-                return block[:nbytes].view(dtype).reshape(shape)
+    first = bisect.bisect_left(_sizes, nbytes)
+    for block in _blocks[first:]:  # the smallest unused block that fits, wasting at most half
+        if block.size > 2 * nbytes:
             break
-    if sum(b.size for b in _blocks) + nbytes > MAX_BYTES:
+        if sys.getrefcount(block) == _UNUSED:
+            return block[:nbytes].view(dtype).reshape(shape)
+    if sum(_sizes) + nbytes > MAX_BYTES:
         clear()
     block = np.empty(nbytes, np.uint8)
-    _blocks.append(block)
-    _blocks.sort(key=lambda b: b.size)
+    where = bisect.bisect_left(_sizes, nbytes)
+    _blocks.insert(where, block)
+    _sizes.insert(where, nbytes)
     return block.view(dtype).reshape(shape)
 
 
@@ -75,9 +79,11 @@ def zeros(shape, dtype) -> np.ndarray:
 
 def clear() -> None:
     """Let go of every pooled block that nothing uses (arrays in use stay valid)."""
-    _blocks[:] = [b for b in _blocks if sys.getrefcount(b) > _UNUSED]
+    # references while filtering: the list, the comprehension variable, getrefcount's argument
+    _blocks[:] = [b for b in _blocks if sys.getrefcount(b) > 3]
+    _sizes[:] = [b.size for b in _blocks]
 
 
 def held_bytes() -> int:
     """Bytes in the pool's blocks, in use or not."""
-    return sum(b.size for b in _blocks)
+    return sum(_sizes)
