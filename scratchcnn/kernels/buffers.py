@@ -7,9 +7,11 @@ page-faults all of it in again, zero-filled: measured here, that was a quarter o
 :func:`empty` keeps the memory of every array of 64 KiB or more that it hands out, as raw blocks
 of bytes, and carves later arrays of any shape out of a block that nothing uses any more (the
 reference count says no caller, view or layer cache holds it). An array a caller keeps is never
-overwritten. A block is reused for requests down to half its size, so the last, smaller batch
-of an epoch or a prediction batch reuses the training batches' blocks. When the pool would hold
-more than ``MAX_BYTES`` it first lets go of its unused blocks; :func:`clear` drops them all.
+overwritten. A block is reused for requests down to half its size, so the last, smaller batch of
+an epoch reuses the training batches' blocks. A request that no block serves (a new shape: the
+first batch, an evaluation batch) lets go of the unused blocks too small for it, so the pool
+follows the working set instead of collecting every shape; it never holds more than
+``MAX_BYTES`` either. :func:`clear` drops every unused block.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def empty(shape, dtype) -> np.ndarray:
             break
         if sys.getrefcount(block) == _UNUSED:
             return block[:nbytes].view(dtype).reshape(shape)
+    _drop_unused(below=nbytes)  # a new size: blocks too small for it are likely left over
     if sum(_sizes) + nbytes > MAX_BYTES:
         clear()
     block = np.empty(nbytes, np.uint8)
@@ -79,8 +82,15 @@ def zeros(shape, dtype) -> np.ndarray:
 
 def clear() -> None:
     """Let go of every pooled block that nothing uses (arrays in use stay valid)."""
+    _drop_unused(below=None)
+
+
+def _drop_unused(below: int | None) -> None:
+    """Let go of the unused blocks (smaller than ``below`` bytes, if given)."""
     # references while filtering: the list, the comprehension variable, getrefcount's argument
-    _blocks[:] = [b for b in _blocks if sys.getrefcount(b) > 3]
+    _blocks[:] = [
+        b for b in _blocks if (below is not None and b.size >= below) or sys.getrefcount(b) > 3
+    ]
     _sizes[:] = [b.size for b in _blocks]
 
 
