@@ -8,7 +8,8 @@ Measures, on the keras-example network (batch 128, SGD with momentum 0.9):
   with ``--keras`` (TensorFlow, same network, in a subprocess);
 * single-image prediction latency: the median of ``--latency-calls`` calls of
   ``model.predict_proba`` on one image;
-* peak memory (VmHWM) of a training run, in a fresh subprocess per backend;
+* peak memory (VmHWM) of a training run, in a fresh subprocess per configuration: the train CLI
+  (one epoch, the whole set loaded) and ``model.fit`` with the images held as float32 or uint8;
 * Numba's first-call JIT compile time (fresh cache) and the start-up time of a second process that
   loads the on-disk cache;
 * the machine's float32 matrix-product rate and the fraction of it the convolutions reach.
@@ -302,6 +303,32 @@ def child_memory(config: str, images: int, data: str) -> dict:
     }
 
 
+def child_cli(config: str, images: int) -> dict:
+    """Run the train CLI for one epoch on ``images`` training images (the whole set is loaded, as
+    always, augmentation and validation on) in this process; report its peak memory in MB."""
+    from scratchcnn.train import main as train
+
+    backend, threads = config.split("/")
+    os.environ["SCRATCHCNN_THREADS"] = threads
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [
+            "--arch", "keras-example", "--epochs", "1", "--warmup-epochs", "0",
+            "--train-size", str(images), "--val-size", "0.1", "--backend", backend, "--no-progress",
+            "--output", str(Path(tmp) / "model.npz"), "--checkpoint", str(Path(tmp) / "ckpt.npz"),
+        ]  # fmt: skip
+        if SHARED_MNIST.exists():
+            argv += ["--data-dir", str(SHARED_MNIST), "--no-download"]
+        with open(os.devnull, "w") as quiet:
+            stdout, sys.stdout = sys.stdout, quiet
+            try:
+                code = train(argv)
+            finally:
+                sys.stdout = stdout
+    if code != 0:
+        raise RuntimeError(f"the train CLI failed with exit code {code}")
+    return {"peak_mb": peak_mb()}
+
+
 def child_startup(config: str) -> dict:
     """Seconds to import scratchcnn, then for the first training step and prediction (compiling
     whatever is not cached), then for a second step (compiled)."""
@@ -428,8 +455,9 @@ def print_report(r: dict) -> None:
         if "memory" in res:
             f32, u8 = res["memory"]["float32"], res["memory"]["uint8"]
             line += (
-                f"peak {f32['peak_mb']:.0f} MB with float32 data ({u8['peak_mb']:.0f} MB with "
-                f"uint8; {f32['before_data_mb']:.0f} MB before loading data); "
+                f"peak memory: train CLI {res['memory']['train_cli']['peak_mb']:.0f} MB, fit on "
+                f"float32 data {f32['peak_mb']:.0f} MB, on uint8 {u8['peak_mb']:.0f} MB "
+                f"({f32['before_data_mb']:.0f} MB before loading data); "
             )
         prof = res["profile"]
         frac = prof["conv_gflops"] / max(r["matmul_gflops"].values())
@@ -474,6 +502,8 @@ def main(argv=None) -> int:
             result = child_memory(rest[0], int(rest[1]), rest[2])
         elif kind == "startup":
             result = child_startup(rest[0])
+        elif kind == "cli":
+            result = child_cli(rest[0], int(rest[1]))
         else:
             result = child_keras(int(rest[0]), int(rest[1]))
         print(json.dumps(result))
@@ -508,10 +538,12 @@ def main(argv=None) -> int:
     if "memory" not in skip:
         for c in configs:
             print(f"memory {c} ...", file=sys.stderr)
+            images = str(args.memory_images)
             report["configs"][c]["memory"] = {
-                data: run_child(["--child", "memory", c, str(args.memory_images), data])
+                data: run_child(["--child", "memory", c, images, data])
                 for data in ("float32", "uint8")
             }
+            report["configs"][c]["memory"]["train_cli"] = run_child(["--child", "cli", c, images])
     numba_configs = [c for c in configs if c.startswith("numba/")]
     if "jit" not in skip and numba_configs:
         print("numba compile times ...", file=sys.stderr)

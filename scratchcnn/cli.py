@@ -28,12 +28,17 @@ def run_cli(prog: str, main: Callable[[], int]) -> int:
         return EXIT_USAGE
 
 
-def load_mnist_float(data_dir=None, download: bool = True):
-    """MNIST as ((x_train, y_train), (x_test, y_test)): float32 NCHW images, int64 labels."""
-    from scratchcnn.data import load_mnist, to_float_images
+def load_mnist_pixels(data_dir=None, download: bool = True):
+    """MNIST as ((x_train, y_train), (x_test, y_test)): uint8 images (N, 28, 28), int64 labels."""
+    from scratchcnn.data import load_mnist
 
     (x_train, y_train), (x_test, y_test) = load_mnist(data_dir=data_dir, download=download)
-    return (
-        (to_float_images(x_train), y_train.astype(np.int64)),
-        (to_float_images(x_test), y_test.astype(np.int64)),
-    )
+    return (x_train, y_train.astype(np.int64)), (x_test, y_test.astype(np.int64))
+
+
+def load_mnist_float(data_dir=None, download: bool = True):
+    """MNIST as ((x_train, y_train), (x_test, y_test)): float32 NCHW images, int64 labels."""
+    from scratchcnn.data import to_float_images
+
+    (x_train, y_train), (x_test, y_test) = load_mnist_pixels(data_dir, download)
+    return (to_float_images(x_train), y_train), (to_float_images(x_test), y_test)

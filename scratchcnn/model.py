@@ -54,7 +54,7 @@ class Sequential:
         self.rng = rng if rng is not None else np.random.default_rng(seed)
         self.metadata: dict = {}  # JSON-able notes saved with the model (e.g. training metrics)
         self.output_shape = self._build()
-        self._plan = execution_order(self.layers)
+        self._plan, self._plan_key = execution_order(self.layers), tuple(map(id, self.layers))
 
     def _build(self) -> tuple[int, ...]:
         shape = self.input_shape
@@ -102,7 +102,9 @@ class Sequential:
         ``training=True`` applies dropout and keeps what :meth:`backward` needs.
         """
         out = self._check_input(x)
-        self._plan = execution_order(self.layers)  # cheap; follows any edit of self.layers
+        key = tuple(map(id, self.layers))
+        if key != self._plan_key:  # follows any edit of self.layers
+            self._plan, self._plan_key = execution_order(self.layers), key
         for layer in self._plan:
             out = layer.forward(out, training)
         return out

@@ -21,7 +21,8 @@ from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
 from scratchcnn.architectures import ARCHITECTURES
-from scratchcnn.cli import CLIError, load_mnist_float, run_cli
+from scratchcnn.cli import CLIError, load_mnist_pixels, run_cli
+from scratchcnn.data import to_float_images
 from scratchcnn.io import save_model
 from scratchcnn.kernels import CHOICES, set_backend
 from scratchcnn.report import format_report, save_plots, test_report
@@ -235,8 +236,13 @@ def train(args) -> int:
                 '--report-dir needs matplotlib: pip install "scratchcnn[plots]"'
             ) from err
 
-    (x_all, y_all), (x_test, y_test) = load_mnist_float(args.data_dir, not args.no_download)
+    # The training set stays uint8 (a quarter of float32's memory); the Trainer converts each batch.
+    (x_all, y_all), (x_test, y_test) = load_mnist_pixels(args.data_dir, not args.no_download)
     x_train, y_train, x_val, y_val = split_data(args, x_all, y_all)
+    del x_all, y_all  # split_data copied what it kept
+    x_test = to_float_images(x_test)
+    if x_val is not None:
+        x_val = to_float_images(x_val)
 
     if args.resume:
         trainer = Trainer.from_checkpoint(checkpoint, x_train, y_train, x_val, y_val)

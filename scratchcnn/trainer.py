@@ -16,6 +16,7 @@ import numpy as np
 
 from scratchcnn.architectures import DEFAULT_ARCHITECTURE, build_model
 from scratchcnn.augment import random_affine
+from scratchcnn.data import to_float_images
 from scratchcnn.io import (
     ModelFileError,
     load_arrays,
@@ -84,6 +85,10 @@ class EpochResult:
 class Trainer:
     """Trains one model on float32 NCHW images ``x_train`` (N, 1, 28, 28) and int labels.
 
+    ``x_train`` may also be the raw uint8 pixels (N, 28, 28): each batch is then converted as
+    :func:`scratchcnn.data.to_float_images` converts a whole set (the same numbers), and the set
+    takes a quarter of the memory.
+
     Call :meth:`run_epoch` until :attr:`finished`; :meth:`save_checkpoint` at any batch boundary
     and :meth:`from_checkpoint` continue exactly where it stopped.
     """
@@ -132,6 +137,8 @@ class Trainer:
 
     def _batch(self, indices):
         x = self.x_train[indices]
+        if x.dtype == np.uint8:
+            x = to_float_images(x)
         if self.config.augment:
             c = self.config
             x = random_affine(

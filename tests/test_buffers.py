@@ -50,13 +50,24 @@ def test_outputs_a_caller_keeps_are_never_overwritten():
 
 
 def test_a_smaller_request_reuses_a_larger_free_block():
-    buffers.clear()  # no blocks left over from other tests, no clearing on the way
-    a = buffers.empty((128, 1024), np.float32)
+    buffers.clear()  # no blocks left over from other tests
+    a = buffers.empty((128, 1024), np.float32)  # 512 KiB
     address = a.__array_interface__["data"][0]
     del a
-    b = buffers.empty((96, 1024), np.float64)  # 768 KiB out of a 512 KiB block? no: too big
-    assert b.__array_interface__["data"][0] != address
-    del b
-    c = buffers.empty((96, 1024), np.float32)  # 384 KiB: at least half the 512 KiB block
+    c = buffers.empty((96, 1024), np.float32)  # 384 KiB: at least half the block
     assert c.__array_interface__["data"][0] == address
     assert c.shape == (96, 1024) and c.dtype == np.float32
+    del c
+    d = buffers.empty((32, 1024), np.float32)  # 128 KiB: less than half, a block of its own
+    assert d.__array_interface__["data"][0] != address
+
+
+def test_a_new_larger_size_lets_go_of_unused_smaller_blocks():
+    buffers.clear()
+    kept = buffers.empty((64, 1024), np.float32)  # 256 KiB, in use
+    unused = buffers.empty((100, 1024), np.float32)  # 400 KiB
+    del unused
+    assert buffers.held_bytes() == (64 + 100) * 4096
+    big = buffers.empty((512, 1024), np.float32)  # 2 MiB: nothing fits; the unused block goes
+    assert buffers.held_bytes() == (64 + 512) * 4096
+    assert kept.shape == (64, 1024) and big.shape == (512, 1024)

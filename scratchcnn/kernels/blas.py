@@ -57,7 +57,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     (m, k), n = a.shape, b.shape[1]
     if out is None:
         out = np.empty((m, n), dtype=np.result_type(a, b))
-    controls = _thread_controls()
+    controls = [c for c in _thread_controls() if c[0]() != 1]  # those to hold to one thread
     previous = [get() for get, _ in controls]
     for _, set_ in controls:
         set_(1)

@@ -7,13 +7,16 @@ page-faults all of it in again, zero-filled: measured here, that was a quarter o
 :func:`empty` keeps the memory of every array of 64 KiB or more that it hands out, as raw blocks
 of bytes, and carves later arrays of any shape out of a block that nothing uses any more (the
 reference count says no caller, view or layer cache holds it). An array a caller keeps is never
-overwritten. A block is reused for requests down to half its size, so the last, smaller batch
-of an epoch or a prediction batch reuses the training batches' blocks. When the pool would hold
-more than ``MAX_BYTES`` it first lets go of its unused blocks; :func:`clear` drops them all.
+overwritten. A block is reused for requests down to half its size, so the last, smaller batch of
+an epoch reuses the training batches' blocks. A request that no block serves (a new shape: the
+first batch, an evaluation batch) lets go of the unused blocks too small for it, so the pool
+follows the working set instead of collecting every shape; it never holds more than
+``MAX_BYTES`` either. :func:`clear` drops every unused block.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import sys
 
@@ -23,10 +26,11 @@ MIN_BYTES = 1 << 16  # smaller arrays are cheap to allocate
 MAX_BYTES = 128 << 20  # a training step of the Keras example at batch 128 holds ~70 MB
 
 _blocks: list[np.ndarray] = []  # uint8 blocks, ascending by size
+_sizes: list[int] = []  # their sizes, for bisect
 
-# References to an unused block while empty() looks at it: the pool's list, the loop variable,
-# and getrefcount's own argument.
-_UNUSED = 3
+# References to an unused block while empty() looks at it: the pool's list, the slice of it being
+# scanned, the loop variable, and getrefcount's own argument.
+_UNUSED = 4
 
 
 def empty(shape, dtype) -> np.ndarray:
@@ -36,16 +40,19 @@ def empty(shape, dtype) -> np.ndarray:
     nbytes = dtype.itemsize * math.prod(shape)
     if nbytes < MIN_BYTES:
         return np.empty(shape, dtype)
-    for block in _blocks:  # the smallest unused block that fits, wasting at most half
-        if block.size >= nbytes and sys.getrefcount(block) == _UNUSED:
-            if block.size <= 2 * nbytes:
-                return block[:nbytes].view(dtype).reshape(shape)
+    first = bisect.bisect_left(_sizes, nbytes)
+    for block in _blocks[first:]:  # the smallest unused block that fits, wasting at most half
+        if block.size > 2 * nbytes:
             break
-    if sum(b.size for b in _blocks) + nbytes > MAX_BYTES:
+        if sys.getrefcount(block) == _UNUSED:
+            return block[:nbytes].view(dtype).reshape(shape)
+    _drop_unused(below=nbytes)  # a new size: blocks too small for it are likely left over
+    if sum(_sizes) + nbytes > MAX_BYTES:
         clear()
     block = np.empty(nbytes, np.uint8)
-    _blocks.append(block)
-    _blocks.sort(key=lambda b: b.size)
+    where = bisect.bisect_left(_sizes, nbytes)
+    _blocks.insert(where, block)
+    _sizes.insert(where, nbytes)
     return block.view(dtype).reshape(shape)
 
 
@@ -75,9 +82,18 @@ def zeros(shape, dtype) -> np.ndarray:
 
 def clear() -> None:
     """Let go of every pooled block that nothing uses (arrays in use stay valid)."""
-    _blocks[:] = [b for b in _blocks if sys.getrefcount(b) > _UNUSED]
+    _drop_unused(below=None)
+
+
+def _drop_unused(below: int | None) -> None:
+    """Let go of the unused blocks (smaller than ``below`` bytes, if given)."""
+    # references while filtering: the list, the comprehension variable, getrefcount's argument
+    _blocks[:] = [
+        b for b in _blocks if (below is not None and b.size >= below) or sys.getrefcount(b) > 3
+    ]
+    _sizes[:] = [b.size for b in _blocks]
 
 
 def held_bytes() -> int:
     """Bytes in the pool's blocks, in use or not."""
-    return sum(b.size for b in _blocks)
+    return sum(_sizes)
