@@ -277,11 +277,11 @@ def test_window_shows_annotated_frames_under_xvfb(
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "DISPLAY": xvfb_display}
     extra = ["--debug"] if view == "debug" else []
     app = subprocess.Popen(
-        [sys.executable, str(WEBCAM), "--video", str(videos[0]), "--loop", "--max-frames", "120",
+        [sys.executable, str(WEBCAM), "--video", str(videos[0]), "--loop", "--max-frames", "450",
          "--model", str(digit_model_path), "--screenshot", str(shot), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT, env=env,
     )  # fmt: skip
-    captured = 0
+    captured = 0  # 450 frames at the video's 30 fps: 15 s of window for the screen captures
     try:
         if shutil.which("import"):  # ImageMagick: capture the X screen itself
             root = tmp_path / "screen.png"
