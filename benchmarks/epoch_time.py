@@ -228,19 +228,24 @@ def epoch_seconds(config: str, x: np.ndarray, y: np.ndarray) -> float:
     return time.perf_counter() - start
 
 
-def latency_ms(config: str, x: np.ndarray, calls: int) -> float:
-    """Median ms of ``model.predict_proba`` on one image, over ``calls`` calls."""
-    model, _ = new_model(config)
-    image = x[:1]
-    for _ in range(20):
-        model.predict_proba(image)
-    times = []
-    for i in range(calls):
-        image = x[i % len(x)][None]
-        start = time.perf_counter()
-        model.predict_proba(image)
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
+def latency_ms(configs: list[str], x: np.ndarray, calls: int, block: int = 50) -> dict:
+    """Median ms of ``model.predict_proba`` on one image, ``calls`` calls per configuration, in
+    blocks of ``block`` calls taking turns, so that other processes' load hits all alike."""
+    models = {c: new_model(c)[0] for c in configs}
+    times: dict[str, list[float]] = {c: [] for c in configs}
+    for c in configs:  # warm-up: compile, fill the buffer pool
+        use(c)
+        for _ in range(20):
+            models[c].predict_proba(x[:1])
+    for start in range(0, calls, block):
+        for c in configs:
+            use(c)
+            for i in range(start, min(start + block, calls)):
+                image = x[i % len(x)][None]
+                t = time.perf_counter()
+                models[c].predict_proba(image)
+                times[c].append(time.perf_counter() - t)
+    return {c: 1000 * float(np.median(t)) for c, t in times.items()}
 
 
 # -- measurements in fresh processes -----------------------------------------------------------
@@ -533,8 +538,8 @@ def main(argv=None) -> int:
         print("keras ...", file=sys.stderr)
         report["keras"] = run_child(["--child", "keras", str(len(x)), str(args.latency_calls)])
     if "latency" not in skip:
-        for c in configs:
-            report["configs"][c]["latency_ms"] = latency_ms(c, x, args.latency_calls)
+        for c, ms in latency_ms(configs, x, args.latency_calls).items():
+            report["configs"][c]["latency_ms"] = ms
     if "memory" not in skip:
         for c in configs:
             print(f"memory {c} ...", file=sys.stderr)

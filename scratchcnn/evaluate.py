@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from scratchcnn.cli import load_mnist_float, run_cli
+from scratchcnn.cli import load_mnist_pixels, run_cli
+from scratchcnn.data import to_float_images
 from scratchcnn.io import load_model
 from scratchcnn.kernels import CHOICES, set_backend
 from scratchcnn.report import format_report, test_report
@@ -30,8 +31,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def evaluate(args) -> int:
     set_backend(args.backend)
     model = load_model(args.model)
-    _, (x_test, y_test) = load_mnist_float(args.data_dir, not args.no_download)
-    y_pred = model.predict(x_test)
+    _, (pixels, y_test) = load_mnist_pixels(args.data_dir, not args.no_download)
+    y_pred = model.predict(to_float_images(pixels))  # the training set stays uint8, unused
     print(f"model {args.model}: {model.count_params():,} parameters")
     print(format_report(y_test, y_pred))
     if args.metrics_json:
