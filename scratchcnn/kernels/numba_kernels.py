@@ -25,7 +25,7 @@ from numba import uint64 as u64
 
 from scratchcnn.kernels import blas, buffers, team
 from scratchcnn.kernels.layout import channel_major, flat, flat_pair, nchw_of
-from scratchcnn.kernels.numpy_kernels import output_size
+from scratchcnn.kernels.numpy_kernels import conv2d_backward_via, output_size
 
 NAME = "numba"
 
@@ -396,15 +396,7 @@ def conv2d_backward(
     need_dx: bool = True,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of a convolution: (dx (N, C, H, W) or None, dweight like weight, dbias (F,))."""
-    f, _, kh, kw = weight.shape
-    dout2d = channel_major(dout).reshape(f, -1)  # (F, N*OH*OW); free if dout is channel-major
-    dweight = blas.matmul(dout2d, cols.T).reshape(weight.shape)
-    dbias = dout2d.sum(axis=1)
-    if not need_dx:
-        return None, dweight, dbias
-    dcols = buffers.empty((weight[0].size, dout2d.shape[1]), dout2d.dtype)
-    blas.matmul(weight.reshape(f, -1).T, dout2d, out=dcols)
-    return col2im(dcols, x_shape, kh, kw, stride, pads), dweight, dbias
+    return conv2d_backward_via(col2im, dout, cols, x_shape, weight, stride, pads, need_dx)
 
 
 def maxpool2d_forward(

@@ -111,6 +111,29 @@ def conv2d_forward(
     return nchw_of(out.reshape(f, n, oh, ow)), (cols if keep_cols else None)
 
 
+def conv2d_backward_via(
+    col2im_impl,
+    dout: np.ndarray,
+    cols: np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    weight: np.ndarray,
+    stride: tuple[int, int],
+    pads: tuple[int, int, int, int],
+    need_dx: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Convolution gradients from two BLAS products and ``col2im_impl``: both backends share this
+    and differ only in their col2im. Returns (dx (N, C, H, W) or None, dweight, dbias (F,))."""
+    f, _, kh, kw = weight.shape
+    dout2d = channel_major(dout).reshape(f, -1)  # (F, N*OH*OW); free if dout is channel-major
+    dweight = blas.matmul(dout2d, cols.T).reshape(weight.shape)
+    dbias = dout2d.sum(axis=1)
+    if not need_dx:
+        return None, dweight, dbias
+    dcols = buffers.empty((weight[0].size, dout2d.shape[1]), dout2d.dtype)
+    blas.matmul(weight.reshape(f, -1).T, dout2d, out=dcols)
+    return col2im_impl(dcols, x_shape, kh, kw, stride, pads), dweight, dbias
+
+
 def conv2d_backward(
     dout: np.ndarray,
     cols: np.ndarray,
@@ -121,15 +144,7 @@ def conv2d_backward(
     need_dx: bool = True,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of a convolution: (dx (N, C, H, W) or None, dweight like weight, dbias (F,))."""
-    f, _, kh, kw = weight.shape
-    dout2d = channel_major(dout).reshape(f, -1)  # (F, N*OH*OW); free if dout is channel-major
-    dweight = blas.matmul(dout2d, cols.T).reshape(weight.shape)
-    dbias = dout2d.sum(axis=1)
-    if not need_dx:
-        return None, dweight, dbias
-    dcols = buffers.empty((weight[0].size, dout2d.shape[1]), dout2d.dtype)
-    blas.matmul(weight.reshape(f, -1).T, dout2d, out=dcols)
-    return col2im(dcols, x_shape, kh, kw, stride, pads), dweight, dbias
+    return conv2d_backward_via(col2im, dout, cols, x_shape, weight, stride, pads, need_dx)
 
 
 def _window_views(x: np.ndarray, pool, stride, oh: int, ow: int) -> list[np.ndarray]:
