@@ -7,6 +7,10 @@ Every backend module offers the same functions with the same numbers (``conv2d_f
 The choice comes from :func:`set_backend`, else the ``SCRATCHCNN_BACKEND`` environment variable,
 else ``"auto"``: Numba when it imports, NumPy otherwise (saying so once on stderr).
 :func:`set_threads` (or ``SCRATCHCNN_THREADS``) sets how many threads they use.
+
+Shared by both backends: ``blas`` (matrix products, small ones on one thread, large ones in chunks),
+``team`` (chunks of work handed out to the caller and helper threads), ``buffers`` (large arrays
+reused between batches instead of page-faulted in again) and ``layout`` (channel-major views).
 """
 
 from __future__ import annotations
