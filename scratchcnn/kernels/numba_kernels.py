@@ -23,9 +23,13 @@ import numpy as np
 from numba import njit
 from numba import uint64 as u64
 
-from scratchcnn.kernels import blas, buffers, team
+from scratchcnn.kernels import buffers, team
 from scratchcnn.kernels.layout import channel_major, flat, flat_pair, nchw_of
-from scratchcnn.kernels.numpy_kernels import conv2d_backward_via, output_size
+from scratchcnn.kernels.numpy_kernels import (
+    conv2d_backward_via,
+    conv2d_forward_via,
+    output_size,
+)
 
 NAME = "numba"
 
@@ -360,6 +364,12 @@ def col2im(
     return nchw_of(dxc)
 
 
+def _add_bias(out: np.ndarray, bias: np.ndarray) -> None:
+    """``out`` (F, M) += ``bias`` (F,) per row, in blocks shared among the threads."""
+    f, m = out.shape
+    _run(_add_bias_loops, out.size, f * -(-m // _BLOCK), out.reshape(-1), bias, m, _BLOCK)
+
+
 def conv2d_forward(
     x: np.ndarray,
     weight: np.ndarray,
@@ -372,18 +382,7 @@ def conv2d_forward(
 
     ``cols`` is what the backward pass needs (None when ``keep_cols`` is False, at inference).
     """
-    f, _, kh, kw = weight.shape
-    n, _, h, w = x.shape
-    cols = im2col(x, kh, kw, stride, pads)
-    out = buffers.empty((f, cols.shape[1]), cols.dtype)
-    blas.matmul(weight.reshape(f, -1), cols, out=out)  # (F, N*OH*OW): one BLAS call
-    if bias is not None:
-        m = out.shape[1]
-        blocks = -(-m // _BLOCK)
-        _run(_add_bias_loops, out.size, f * blocks, out.reshape(-1), bias, m, _BLOCK)
-    oh = output_size(h, kh, stride[0], pads[0] + pads[1])
-    ow = output_size(w, kw, stride[1], pads[2] + pads[3])
-    return nchw_of(out.reshape(f, n, oh, ow)), (cols if keep_cols else None)
+    return conv2d_forward_via(im2col, _add_bias, x, weight, bias, stride, pads, keep_cols)
 
 
 def conv2d_backward(

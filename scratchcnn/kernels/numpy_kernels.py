@@ -87,6 +87,34 @@ def col2im(
     return nchw_of(padded[:, :, top : top + h, left : left + w])
 
 
+def conv2d_forward_via(
+    im2col_impl,
+    add_bias_impl,
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    stride: tuple[int, int],
+    pads: tuple[int, int, int, int],
+    keep_cols: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Convolution as one BLAS product on ``im2col_impl``'s columns, plus ``add_bias_impl(out,
+    bias)`` on the (F, N*OH*OW) result: both backends share this and differ only in those two."""
+    f, _, kh, kw = weight.shape
+    n = x.shape[0]
+    cols = im2col_impl(x, kh, kw, stride, pads)
+    out = buffers.empty((f, cols.shape[1]), cols.dtype)
+    blas.matmul(weight.reshape(f, -1), cols, out=out)  # (F, N*OH*OW): one BLAS call
+    if bias is not None:
+        add_bias_impl(out, bias)
+    oh = output_size(x.shape[2], kh, stride[0], pads[0] + pads[1])
+    ow = output_size(x.shape[3], kw, stride[1], pads[2] + pads[3])
+    return nchw_of(out.reshape(f, n, oh, ow)), (cols if keep_cols else None)
+
+
+def _add_bias(out: np.ndarray, bias: np.ndarray) -> None:
+    out += bias[:, None]
+
+
 def conv2d_forward(
     x: np.ndarray,
     weight: np.ndarray,
@@ -99,16 +127,7 @@ def conv2d_forward(
 
     ``cols`` is what the backward pass needs (None when ``keep_cols`` is False, at inference).
     """
-    f, _, kh, kw = weight.shape
-    n = x.shape[0]
-    cols = im2col(x, kh, kw, stride, pads)
-    out = buffers.empty((f, cols.shape[1]), cols.dtype)
-    blas.matmul(weight.reshape(f, -1), cols, out=out)  # (F, N*OH*OW): one BLAS call
-    if bias is not None:
-        out += bias[:, None]
-    oh = output_size(x.shape[2], kh, stride[0], pads[0] + pads[1])
-    ow = output_size(x.shape[3], kw, stride[1], pads[2] + pads[3])
-    return nchw_of(out.reshape(f, n, oh, ow)), (cols if keep_cols else None)
+    return conv2d_forward_via(im2col, _add_bias, x, weight, bias, stride, pads, keep_cols)
 
 
 def conv2d_backward_via(
