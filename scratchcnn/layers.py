@@ -202,17 +202,17 @@ class Conv2D(_WeightedLayer):
 
     def forward(self, x, training=False):
         bias = self.params["bias"].data if self.use_bias else None
-        out, cols = get_backend().conv2d_forward(
-            x, self.params["weight"].data, bias, self.stride, self.pads, keep_cols=training
+        out, saved = get_backend().conv2d_forward(
+            x, self.params["weight"].data, bias, self.stride, self.pads, training=training
         )
-        self._cache = (cols, x.shape) if training else None
+        self._cache = (saved, x.shape) if training else None
         return out
 
     def backward(self, dout):
-        cols, x_shape = self._require_cache(self._cache)
+        saved, x_shape = self._require_cache(self._cache)
         weight = self.params["weight"]
         dx, dweight, dbias = get_backend().conv2d_backward(
-            dout, cols, x_shape, weight.data, self.stride, self.pads, self.needs_input_grad
+            dout, saved, x_shape, weight.data, self.stride, self.pads, self.needs_input_grad
         )
         weight.grad = dweight
         if self.use_bias:

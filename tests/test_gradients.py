@@ -32,6 +32,14 @@ def backend(request):
     sc.set_backend(previous)
 
 
+@pytest.fixture(autouse=True)
+def one_image_blocks(monkeypatch):
+    """Convolutions in blocks of one image: the per-block partial gradients are summed too."""
+    from scratchcnn.kernels import conv
+
+    monkeypatch.setattr(conv, "BLOCK_BYTES", 1)
+
+
 def distinct_values(rng, shape, spacing=1e-2):
     """Random values with no two closer than ``spacing``: no max-pool tie within the finite step."""
     n = int(np.prod(shape))

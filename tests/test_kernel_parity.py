@@ -12,7 +12,7 @@ from conftest import REPO_ROOT
 
 import scratchcnn as sc
 from scratchcnn.gradcheck import relative_error
-from scratchcnn.kernels import blas, team
+from scratchcnn.kernels import blas, conv, team
 from scratchcnn.kernels import numpy_kernels as ref
 
 fast = pytest.importorskip("scratchcnn.kernels.numba_kernels", reason="numba is not installed")
@@ -23,8 +23,10 @@ TOL = 1e-5
 @pytest.fixture(params=["serial", "parallel"])
 def build(request, monkeypatch):
     """Run each test on the calling thread alone, then with every loop and matrix product cut in
-    chunks shared by two threads (whatever the size, whatever the machine)."""
+    chunks (convolutions: blocks of one image) shared by two threads (whatever the size, whatever
+    the machine)."""
     parallel = request.param == "parallel"
+    monkeypatch.setattr(conv, "BLOCK_BYTES", 1 if parallel else 1 << 62)
     monkeypatch.setattr(fast, "_PARALLEL_MIN", 0 if parallel else 1 << 62)
     monkeypatch.setattr(blas, "SMALL", 0 if parallel else 1 << 62)
     monkeypatch.setattr(team, "_threads", 2 if parallel else 1)
@@ -83,7 +85,7 @@ def test_convolution_kernels_match(case, layout):
         assert_same(a, b, name)
     no_dx, _, _ = fast.conv2d_backward(dout, saved, x.shape, weight, stride, pads, need_dx=False)
     assert no_dx is None
-    out_inference, nothing = fast.conv2d_forward(x, weight, None, stride, pads, keep_cols=False)
+    out_inference, nothing = fast.conv2d_forward(x, weight, None, stride, pads, training=False)
     assert nothing is None
     assert_same(out_ref - bias[:, None, None], out_inference, "conv2d_forward without bias")
 
@@ -238,6 +240,7 @@ def test_the_number_of_threads_does_not_change_a_single_bit(backend, restore_bac
     monkeypatch.setattr(blas, "SUM_CHUNK", 100)
     monkeypatch.setattr(blas, "COLUMN_CHUNK", 100)
     monkeypatch.setattr(fast, "_PARALLEL_MIN", 1 << 10)
+    monkeypatch.setattr(conv, "BLOCK_BYTES", 50_000)  # a few images per block
     sc.set_backend(backend)
     weights = []
     for threads in (1, 2, 3):

@@ -13,6 +13,8 @@ computed whatever the number of threads, so the numbers do not depend on it, bit
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from scratchcnn.kernels import team
@@ -52,25 +54,33 @@ def _direct_calls(lib):
     return lib.get_num_threads, lib.set_num_threads
 
 
-def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``a @ b`` for 2-D ``a`` (M, K) and ``b`` (K, N), into ``out`` (M, N) when given."""
-    (m, k), n = a.shape, b.shape[1]
-    if out is None:
-        out = np.empty((m, n), dtype=np.result_type(a, b))
+@contextmanager
+def one_thread():
+    """Hold BLAS to one thread (per calling thread's product) inside the ``with`` block; enter it
+    on the thread that starts the work, not inside chunks that run in parallel."""
     controls = [c for c in _thread_controls() if c[0]() != 1]  # those to hold to one thread
     previous = [get() for get, _ in controls]
     for _, set_ in controls:
         set_(1)
     try:
+        yield
+    finally:
+        for (_, set_), count in zip(controls, previous, strict=True):
+            set_(count)
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` for 2-D ``a`` (M, K) and ``b`` (K, N), into ``out`` (M, N) when given."""
+    (m, k), n = a.shape, b.shape[1]
+    if out is None:
+        out = np.empty((m, n), dtype=np.result_type(a, b))
+    with one_thread():
         if m * n * k < SMALL:
             np.matmul(a, b, out=out)
         elif n < k:  # chunked on one thread too: the same numbers for any number of threads
             _by_sums(a, b, out)
         else:
             _by_columns(a, b, out)
-    finally:
-        for (_, set_), count in zip(controls, previous, strict=True):
-            set_(count)
     return out
 
 

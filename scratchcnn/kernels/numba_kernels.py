@@ -23,13 +23,9 @@ import numpy as np
 from numba import njit
 from numba import uint64 as u64
 
-from scratchcnn.kernels import buffers, team
+from scratchcnn.kernels import buffers, conv, team
+from scratchcnn.kernels.conv import output_size
 from scratchcnn.kernels.layout import channel_major, flat, flat_pair, nchw_of
-from scratchcnn.kernels.numpy_kernels import (
-    conv2d_backward_via,
-    conv2d_forward_via,
-    output_size,
-)
 
 NAME = "numba"
 
@@ -74,17 +70,15 @@ _valid_range_jit = njit(inline="always", **_jit)(_valid_range)
 
 
 @njit(**_jit)
-def _im2col_task(task, xf, cols, c_, n_, h, w, kh, kw, sh, sw, top, left, oh, ow):
-    # xf: (C, N, H, W) flat; cols: (C*KH*KW, N*OH*OW) flat, row (c, i, j), column (n, y, x)
-    row = task // n_
-    n = task - row * n_
+def _im2col_segment(row, n, dst, xf, cols, n_, h, w, kh, kw, sh, sw, top, left, oh, ow):
+    # the OH*OW columns of image n in row (c, i, j), written at cols[dst:]; xf: (C, N, H, W) flat
     c = row // (kh * kw)
     i = (row // kw) % kh
     j = row % kw
     x0, x1 = _valid_range_jit(j - left, sw, ow, w)
     src_plane = (c * n_ + n) * h * w
     for y in range(oh):
-        d = u64(task * oh * ow + y * ow)
+        d = u64(dst + y * ow)
         ih = y * sh + i - top
         if ih < 0 or ih >= h:
             for x in range(u64(ow)):
@@ -106,18 +100,17 @@ def _im2col_task(task, xf, cols, c_, n_, h, w, kh, kw, sh, sw, top, left, oh, ow
 
 
 @njit(**_jit)
-def _col2im_task(task, cols, dxf, c_, n_, h, w, kh, kw, sh, sw, top, left, oh, ow):
-    # the adjoint of _im2col_loops; each task owns one (c, n) plane of dxf
-    c = task // n_
-    n = task - c * n_
-    plane = u64(task * h * w)
+def _col2im_plane(c, n, src0, stride, cols, dxf, n_, h, w, kh, kw, sh, sw, top, left, oh, ow):
+    # the adjoint of _im2col_segment for one (c, n) plane of dxf: the columns of image n in row
+    # (c, i, j) start at cols[src0 + row * stride]
+    plane = u64((c * n_ + n) * h * w)
     for k in range(u64(h * w)):
         dxf[plane + k] = 0
     for i in range(kh):  # offsets in NumPy's order: each pixel sums in the same order
         y0, y1 = _valid_range_jit(i - top, sh, oh, h)
         for j in range(kw):
             x0, x1 = _valid_range_jit(j - left, sw, ow, w)
-            src = (((c * kh + i) * kw + j) * n_ + n) * oh * ow
+            src = src0 + ((c * kh + i) * kw + j) * stride
             for y in range(y0, y1):
                 d = plane + u64((y * sh + i - top) * w + x0 * sw + j - left)
                 s = u64(src + y * ow + x0)
@@ -128,18 +121,6 @@ def _col2im_task(task, cols, dxf, c_, n_, h, w, kh, kw, sh, sw, top, left, oh, o
                     step = u64(sw)
                     for t in range(u64(x1 - x0)):
                         dxf[d + t * step] += cols[s + t]
-
-
-@njit(**_jit)
-def _add_bias_task(task, outf, bias, m, block):
-    # outf: (F, M) flat; adds bias[f] to row f, in blocks so small F still splits over threads
-    nblocks = (m + block - 1) // block
-    f = task // nblocks
-    start = (task - f * nblocks) * block
-    b = bias[f]
-    base = u64(f * m + start)
-    for k in range(u64(min(block, m - start))):
-        outf[base + k] += b
 
 
 @njit(**_jit)
@@ -247,21 +228,26 @@ def _relu_backward_task(task, dout, out, dx, block):
 # Drivers: run tasks [start, stop) on the calling thread; team.run spreads chunks of tasks over
 # the cores (each chunk releases the GIL: nogil).
 @njit(**_jit)
-def _im2col_loops(start, stop, xf, cols, c_, n_, h, w, kh, kw, sh, sw, top, left, oh, ow):
-    for task in range(start, stop):  # task = row * N + n
-        _im2col_task(task, xf, cols, c_, n_, h, w, kh, kw, sh, sw, top, left, oh, ow)
+def _im2col_block(n0, n1, xf, cols, n_, h, w, rows, kh, kw, sh, sw, top, left, oh, ow):
+    # cols: the block's (rows, (n1 - n0) * OH * OW) columns, flat, each row written in turn
+    pixels = oh * ow
+    for row in range(rows):
+        for n in range(n0, n1):
+            dst = (row * (n1 - n0) + n - n0) * pixels
+            _im2col_segment(row, n, dst, xf, cols, n_, h, w, kh, kw, sh, sw, top, left, oh, ow)
 
 
 @njit(**_jit)
-def _col2im_loops(start, stop, cols, dxf, c_, n_, h, w, kh, kw, sh, sw, top, left, oh, ow):
-    for task in range(start, stop):  # task = c * N + n
-        _col2im_task(task, cols, dxf, c_, n_, h, w, kh, kw, sh, sw, top, left, oh, ow)
-
-
-@njit(**_jit)
-def _add_bias_loops(start, stop, outf, bias, m, block):
-    for task in range(start, stop):  # task = f * blocks per row + block
-        _add_bias_task(task, outf, bias, m, block)
+def _col2im_block(n0, n1, cols, dxf, c_, n_, h, w, kh, kw, sh, sw, top, left, oh, ow):
+    # cols: the block's (C*KH*KW, (n1 - n0) * OH * OW) column gradients, flat
+    pixels = oh * ow
+    stride = (n1 - n0) * pixels
+    for c in range(c_):
+        for n in range(n0, n1):
+            src0 = (n - n0) * pixels
+            _col2im_plane(
+                c, n, src0, stride, cols, dxf, n_, h, w, kh, kw, sh, sw, top, left, oh, ow
+            )
 
 
 @njit(**_jit)
@@ -308,37 +294,33 @@ def _planes(x: np.ndarray) -> np.ndarray:
     return xc.reshape(-1)
 
 
-def im2col(
-    x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], pads: tuple[int, int, int, int]
-) -> np.ndarray:
-    """Unfold ``x`` (N, C, H, W) into ``cols`` (C*KH*KW, N*OH*OW), one column per output pixel.
-
-    Padding is read as zeros without building a padded copy.
-    """
+def _im2col_filler(x, kh, kw, stride, pads) -> conv.Filler:
+    """Fills the columns of images [n0, n1) of ``x`` (N, C, H, W) into a block's ``cols``;
+    padding is read as zeros without building a padded copy."""
     n, c, h, w = x.shape
     top, bottom, left, right = pads
     oh = output_size(h, kh, stride[0], top + bottom)
     ow = output_size(w, kw, stride[1], left + right)
-    cols = buffers.empty((c * kh * kw, n * oh * ow), x.dtype)
-    _run(
-        _im2col_loops,
-        cols.size,
-        c * kh * kw * n,
-        _planes(x),
-        cols.reshape(-1),
-        c,
-        n,
-        h,
-        w,
-        kh,
-        kw,
-        *stride,
-        top,
-        left,
-        oh,
-        ow,
-    )
-    return cols
+    xf, geometry = _planes(x), (n, h, w, c * kh * kw, kh, kw, *stride, top, left, oh, ow)
+    return lambda n0, n1, cols: _im2col_block(n0, n1, xf, cols.reshape(-1), *geometry)
+
+
+def _col2im_filler(dx, kh, kw, stride, pads) -> conv.Filler:
+    """Folds a block's column gradients ``cols`` of images [n0, n1) into the channel-major ``dx``
+    (C, N, H, W), summing where windows overlap."""
+    c, n, h, w = dx.shape
+    top, bottom, left, right = pads
+    oh = output_size(h, kh, stride[0], top + bottom)
+    ow = output_size(w, kw, stride[1], left + right)
+    dxf, geometry = dx.reshape(-1), (c, n, h, w, kh, kw, *stride, top, left, oh, ow)
+    return lambda n0, n1, cols: _col2im_block(n0, n1, cols.reshape(-1), dxf, *geometry)
+
+
+def im2col(
+    x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], pads: tuple[int, int, int, int]
+) -> np.ndarray:
+    """Unfold ``x`` (N, C, H, W) into ``cols`` (C*KH*KW, N*OH*OW), one column per output pixel."""
+    return conv.im2col(_im2col_filler, x, kh, kw, stride, pads)
 
 
 def col2im(
@@ -353,21 +335,7 @@ def col2im(
 
     The adjoint of :func:`im2col`; the result is a channel-major buffer seen as NCHW.
     """
-    n, c, h, w = x_shape
-    top, bottom, left, right = pads
-    oh = output_size(h, kh, stride[0], top + bottom)
-    ow = output_size(w, kw, stride[1], left + right)
-    dxc = buffers.empty((c, n, h, w), cols.dtype)
-    flat_cols = (cols if cols.flags.c_contiguous else buffers.copy_of(cols)).reshape(-1)
-    args = (c, n, h, w, kh, kw, *stride, top, left, oh, ow)
-    _run(_col2im_loops, cols.size, c * n, flat_cols, dxc.reshape(-1), *args)
-    return nchw_of(dxc)
-
-
-def _add_bias(out: np.ndarray, bias: np.ndarray) -> None:
-    """``out`` (F, M) += ``bias`` (F,) per row, in blocks shared among the threads."""
-    f, m = out.shape
-    _run(_add_bias_loops, out.size, f * -(-m // _BLOCK), out.reshape(-1), bias, m, _BLOCK)
+    return conv.col2im(_col2im_filler, cols, x_shape, kh, kw, stride, pads)
 
 
 def conv2d_forward(
@@ -376,18 +344,16 @@ def conv2d_forward(
     bias: np.ndarray | None,
     stride: tuple[int, int],
     pads: tuple[int, int, int, int],
-    keep_cols: bool = True,
+    training: bool = True,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Convolve ``x`` (N, C, H, W) with ``weight`` (F, C, KH, KW); return (out (N, F, OH, OW), cols).
-
-    ``cols`` is what the backward pass needs (None when ``keep_cols`` is False, at inference).
-    """
-    return conv2d_forward_via(im2col, _add_bias, x, weight, bias, stride, pads, keep_cols)
+    """Convolve ``x`` (N, C, H, W) with ``weight`` (F, C, KH, KW); return (out (N, F, OH, OW),
+    saved): ``saved`` is what :func:`conv2d_backward` needs (None unless ``training``)."""
+    return conv.conv2d_forward(_im2col_filler, x, weight, bias, stride, pads, training)
 
 
 def conv2d_backward(
     dout: np.ndarray,
-    cols: np.ndarray,
+    saved: np.ndarray,
     x_shape: tuple[int, int, int, int],
     weight: np.ndarray,
     stride: tuple[int, int],
@@ -395,7 +361,7 @@ def conv2d_backward(
     need_dx: bool = True,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of a convolution: (dx (N, C, H, W) or None, dweight like weight, dbias (F,))."""
-    return conv2d_backward_via(col2im, dout, cols, x_shape, weight, stride, pads, need_dx)
+    return conv.conv2d_backward(_col2im_filler, dout, saved, x_shape, weight, stride, pads, need_dx)
 
 
 def maxpool2d_forward(

@@ -8,12 +8,14 @@ Conventions shared by every backend (see ``scratchcnn.kernels``):
 * ``pads`` is ``(top, bottom, left, right)`` and ``stride`` is ``(sh, sw)``, both resolved by the layer.
 * The im2col matrix ``cols`` has shape ``(C*KH*KW, N*OH*OW)``: row ``(c, i, j)``, column ``(n, oh, ow)``.
   That order makes each copy below move whole output rows, and lets one matrix product
-  ``weight.reshape(F, -1) @ cols`` compute the whole batch.
+  ``weight.reshape(F, -1) @ cols`` compute a whole block of images. The convolution itself,
+  shared with the numba backend, is in :mod:`scratchcnn.kernels.conv`; a backend gives it only
+  the fillers of ``cols`` and of the input gradient.
 * Max pooling keeps, per window, the flat index ``i*KW + j`` of its first maximum (uint8), so ties
   send the gradient to exactly one input.
 
-No Python loop runs over images or pixels: the loops below run over the KH*KW kernel offsets, each
-iteration a whole-batch strided array operation.
+No Python loop runs over pixels: the loops below run over the KH*KW kernel offsets, each
+iteration a strided array operation over a whole block of images (about 1 MB of columns).
 """
 
 from __future__ import annotations
@@ -21,15 +23,11 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from scratchcnn.kernels import blas, buffers
-from scratchcnn.kernels.layout import channel_major, nchw_of
+from scratchcnn.kernels import buffers, conv
+from scratchcnn.kernels.conv import output_size
+from scratchcnn.kernels.layout import nchw_of
 
 NAME = "numpy"
-
-
-def output_size(size: int, kernel: int, stride: int, pad_total: int) -> int:
-    """Spatial output size of a window of ``kernel`` sliding by ``stride`` over padded ``size``."""
-    return (size + pad_total - kernel) // stride + 1
 
 
 def _pad(x: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
@@ -39,10 +37,9 @@ def _pad(x: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
 
 
-def im2col(
-    x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], pads: tuple[int, int, int, int]
-) -> np.ndarray:
-    """Unfold ``x`` (N, C, H, W) into ``cols`` (C*KH*KW, N*OH*OW), one column per output pixel."""
+def _im2col_filler(x, kh, kw, stride, pads) -> conv.Filler:
+    """Fills the columns of images [n0, n1) of ``x`` (N, C, H, W) into a block's ``cols``: one
+    strided copy of the block's windows (with padding: of a zero-padded copy of ``x``)."""
     sh, sw = stride
     xp = _pad(x, pads)
     n, c, hp, wp = xp.shape
@@ -55,9 +52,44 @@ def im2col(
         strides=(s_c, s_h, s_w, s_n, s_h * sh, s_w * sw),
         writeable=False,
     )
-    cols = buffers.empty((c, kh, kw, n, oh, ow), x.dtype)
-    np.copyto(cols, windows)
-    return cols.reshape(c * kh * kw, n * oh * ow)
+
+    def fill(n0: int, n1: int, cols: np.ndarray) -> None:
+        np.copyto(cols.reshape(c, kh, kw, n1 - n0, oh, ow), windows[:, :, :, n0:n1])
+
+    return fill
+
+
+def _col2im_filler(dx, kh, kw, stride, pads) -> conv.Filler:
+    """Folds a block's column gradients ``cols`` of images [n0, n1) into the channel-major ``dx``
+    (C, N, H, W): one strided ``+=`` per kernel offset (KH*KW of them) instead of the per-element
+    scatter of ``np.add.at``, two orders of magnitude slower. With padding, through a padded
+    scratch."""
+    c, n, h, w = dx.shape
+    sh, sw = stride
+    top, bottom, left, right = pads
+    hp, wp = h + top + bottom, w + left + right
+    oh = (hp - kh) // sh + 1
+    ow = (wp - kw) // sw + 1
+    padded = hp != h or wp != w
+
+    def fold(n0: int, n1: int, cols: np.ndarray) -> None:
+        cols6 = cols.reshape(c, kh, kw, n1 - n0, oh, ow)
+        block = conv.scratch("padded", (c, n1 - n0, hp, wp), dx.dtype) if padded else dx[:, n0:n1]
+        block.fill(0)
+        for i in range(kh):
+            for j in range(kw):
+                block[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw] += cols6[:, i, j]
+        if padded:
+            dx[:, n0:n1] = block[:, :, top : top + h, left : left + w]
+
+    return fold
+
+
+def im2col(
+    x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], pads: tuple[int, int, int, int]
+) -> np.ndarray:
+    """Unfold ``x`` (N, C, H, W) into ``cols`` (C*KH*KW, N*OH*OW), one column per output pixel."""
+    return conv.im2col(_im2col_filler, x, kh, kw, stride, pads)
 
 
 def col2im(
@@ -70,49 +102,9 @@ def col2im(
 ) -> np.ndarray:
     """Fold ``cols`` (C*KH*KW, N*OH*OW) back to (N, C, H, W), summing where windows overlap.
 
-    The adjoint of :func:`im2col`. One strided ``+=`` per kernel offset (KH*KW of them) replaces the
-    per-element scatter of ``np.add.at``, which is two orders of magnitude slower.
+    The adjoint of :func:`im2col`; the result is a channel-major buffer seen as NCHW.
     """
-    n, c, h, w = x_shape
-    sh, sw = stride
-    top, bottom, left, right = pads
-    hp, wp = h + top + bottom, w + left + right
-    oh = (hp - kh) // sh + 1
-    ow = (wp - kw) // sw + 1
-    cols6 = cols.reshape(c, kh, kw, n, oh, ow)
-    padded = buffers.zeros((c, n, hp, wp), cols.dtype)  # channel-major, like cols
-    for i in range(kh):
-        for j in range(kw):
-            padded[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw] += cols6[:, i, j]
-    return nchw_of(padded[:, :, top : top + h, left : left + w])
-
-
-def conv2d_forward_via(
-    im2col_impl,
-    add_bias_impl,
-    x: np.ndarray,
-    weight: np.ndarray,
-    bias: np.ndarray | None,
-    stride: tuple[int, int],
-    pads: tuple[int, int, int, int],
-    keep_cols: bool = True,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Convolution as one BLAS product on ``im2col_impl``'s columns, plus ``add_bias_impl(out,
-    bias)`` on the (F, N*OH*OW) result: both backends share this and differ only in those two."""
-    f, _, kh, kw = weight.shape
-    n = x.shape[0]
-    cols = im2col_impl(x, kh, kw, stride, pads)
-    out = buffers.empty((f, cols.shape[1]), cols.dtype)
-    blas.matmul(weight.reshape(f, -1), cols, out=out)  # (F, N*OH*OW): one BLAS call
-    if bias is not None:
-        add_bias_impl(out, bias)
-    oh = output_size(x.shape[2], kh, stride[0], pads[0] + pads[1])
-    ow = output_size(x.shape[3], kw, stride[1], pads[2] + pads[3])
-    return nchw_of(out.reshape(f, n, oh, ow)), (cols if keep_cols else None)
-
-
-def _add_bias(out: np.ndarray, bias: np.ndarray) -> None:
-    out += bias[:, None]
+    return conv.col2im(_col2im_filler, cols, x_shape, kh, kw, stride, pads)
 
 
 def conv2d_forward(
@@ -121,41 +113,16 @@ def conv2d_forward(
     bias: np.ndarray | None,
     stride: tuple[int, int],
     pads: tuple[int, int, int, int],
-    keep_cols: bool = True,
+    training: bool = True,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Convolve ``x`` (N, C, H, W) with ``weight`` (F, C, KH, KW); return (out (N, F, OH, OW), cols).
-
-    ``cols`` is what the backward pass needs (None when ``keep_cols`` is False, at inference).
-    """
-    return conv2d_forward_via(im2col, _add_bias, x, weight, bias, stride, pads, keep_cols)
-
-
-def conv2d_backward_via(
-    col2im_impl,
-    dout: np.ndarray,
-    cols: np.ndarray,
-    x_shape: tuple[int, int, int, int],
-    weight: np.ndarray,
-    stride: tuple[int, int],
-    pads: tuple[int, int, int, int],
-    need_dx: bool = True,
-) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """Convolution gradients from two BLAS products and ``col2im_impl``: both backends share this
-    and differ only in their col2im. Returns (dx (N, C, H, W) or None, dweight, dbias (F,))."""
-    f, _, kh, kw = weight.shape
-    dout2d = channel_major(dout).reshape(f, -1)  # (F, N*OH*OW); free if dout is channel-major
-    dweight = blas.matmul(dout2d, cols.T).reshape(weight.shape)
-    dbias = dout2d.sum(axis=1)
-    if not need_dx:
-        return None, dweight, dbias
-    dcols = buffers.empty((weight[0].size, dout2d.shape[1]), dout2d.dtype)
-    blas.matmul(weight.reshape(f, -1).T, dout2d, out=dcols)
-    return col2im_impl(dcols, x_shape, kh, kw, stride, pads), dweight, dbias
+    """Convolve ``x`` (N, C, H, W) with ``weight`` (F, C, KH, KW); return (out (N, F, OH, OW),
+    saved): ``saved`` is what :func:`conv2d_backward` needs (None unless ``training``)."""
+    return conv.conv2d_forward(_im2col_filler, x, weight, bias, stride, pads, training)
 
 
 def conv2d_backward(
     dout: np.ndarray,
-    cols: np.ndarray,
+    saved: np.ndarray,
     x_shape: tuple[int, int, int, int],
     weight: np.ndarray,
     stride: tuple[int, int],
@@ -163,7 +130,7 @@ def conv2d_backward(
     need_dx: bool = True,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of a convolution: (dx (N, C, H, W) or None, dweight like weight, dbias (F,))."""
-    return conv2d_backward_via(col2im, dout, cols, x_shape, weight, stride, pads, need_dx)
+    return conv.conv2d_backward(_col2im_filler, dout, saved, x_shape, weight, stride, pads, need_dx)
 
 
 def _window_views(x: np.ndarray, pool, stride, oh: int, ow: int) -> list[np.ndarray]:
