@@ -13,8 +13,6 @@ computed whatever the number of threads, so the numbers do not depend on it, bit
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 
 from scratchcnn.kernels import team
@@ -54,19 +52,32 @@ def _direct_calls(lib):
     return lib.get_num_threads, lib.set_num_threads
 
 
-@contextmanager
-def one_thread():
-    """Hold BLAS to one thread (per calling thread's product) inside the ``with`` block; enter it
-    on the thread that starts the work, not inside chunks that run in parallel."""
-    controls = [c for c in _thread_controls() if c[0]() != 1]  # those to hold to one thread
-    previous = [get() for get, _ in controls]
-    for _, set_ in controls:
-        set_(1)
-    try:
-        yield
-    finally:
-        for (_, set_), count in zip(controls, previous, strict=True):
+class at_most:  # noqa: N801 (used like a function: ``with blas.at_most(1):``)
+    """``with at_most(n):`` holds BLAS to at most ``n`` threads per product inside the block.
+    Enter it on the thread that starts the work, not inside chunks that run in parallel. (A class
+    rather than a generator: entered several times per layer, its cost shows in one-image
+    latency.)"""
+
+    def __init__(self, threads: int):
+        self.threads = threads
+
+    def __enter__(self):
+        self.restore = []
+        for get, set_ in _thread_controls():
+            count = get()
+            if count > self.threads:
+                set_(self.threads)
+                self.restore.append((set_, count))
+        return self
+
+    def __exit__(self, *exc):
+        for set_, count in self.restore:
             set_(count)
+
+
+def one_thread() -> at_most:
+    """``with one_thread():`` holds BLAS to one thread per product inside the block."""
+    return at_most(1)
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -6,9 +6,10 @@ Why blocks. A whole-batch im2col matrix is large (the Keras example's second con
 288 x 15,488 floats, 18 MB), and so is its gradient; written in one pass and read back by a
 separate matrix product, both go out to memory and back, and a product on two cores is split by
 OpenBLAS into one fixed share per core, which a busy machine stalls. Here one block of a few
-images does all its work before the next: forward, fill its columns and multiply them while they
-are in the core's cache, add the bias; backward, its share of the weight and bias gradients, its
-column gradients (into a per-thread scratch that never leaves the cache) folded back at once.
+images does all its work before the next: forward, fill its columns and multiply them (the bias
+rides in the product) while they are in the core's cache; backward, its share of the weight and
+bias gradients (one product), its column gradients (into a per-thread scratch that never leaves
+the cache) folded back at once.
 Blocks are handed out one at a time to the cores (:mod:`scratchcnn.kernels.team`), BLAS on one
 thread each, so two cores split the whole layer, not just its products.
 
@@ -60,7 +61,14 @@ def _edges(n: int, per_block: int) -> list[int]:
 
 def for_each_block(n: int, per_block: int, work: Callable[[int, int], None]) -> None:
     """Call ``work(n0, n1)`` for consecutive image ranges of ``per_block`` images covering
-    ``range(n)``, spread over the team, BLAS held to one thread per block."""
+    ``range(n)``, spread over the team, BLAS held to one thread per block. A single block (one
+    image, say) runs on the caller with BLAS allowed the team's threads: its product is then the
+    only work there is to share (one image through the Keras example's second convolution: 75 us
+    on one thread, 45 us on two), and the team's own hand-over costs more than that saves."""
+    if n <= per_block:
+        with blas.at_most(team.threads()):
+            work(0, n)
+        return
     edges = _edges(n, per_block)
     with blas.one_thread():
         team.run(lambda i: work(edges[i], edges[i + 1]), len(edges) - 1)
@@ -97,25 +105,29 @@ def conv2d_forward(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Convolve ``x`` (N, C, H, W) with ``weight`` (F, C, KH, KW) plus ``bias`` (F,); return
     (out (N, F, OH, OW), saved): ``saved`` holds the columns for :func:`conv2d_backward` when
-    ``training``, else None. ``im2col_filler(x, kh, kw, stride, pads)`` is the backend's."""
+    ``training``, else None. ``im2col_filler(x, kh, kw, stride, pads)`` is the backend's.
+
+    The bias rides in the product: each block's columns end with a row of ones and the weight
+    matrix with a column holding the bias (0 without one), so no separate pass adds it, and the
+    backward pass gets the bias gradient from the weight gradient's product, as its last column.
+    """
     n, c, h, w = x.shape
     f, _, kh, kw = weight.shape
     oh = output_size(h, kh, stride[0], pads[0] + pads[1])
     ow = output_size(w, kw, stride[1], pads[2] + pads[3])
-    pixels, rows = oh * ow, c * kh * kw
+    pixels, rows = oh * ow, c * kh * kw + 1  # + the row of ones
     out = buffers.empty((f, n * pixels), x.dtype)
     kept = buffers.empty((rows * n * pixels,), x.dtype) if training else None
     fill = im2col_filler(x, kh, kw, stride, pads)
-    weight2d = weight.reshape(f, -1)
-    column_bias = None if bias is None else bias.reshape(f, 1)
+    weight_and_bias = np.empty((f, rows), x.dtype)
+    weight_and_bias[:, :-1] = weight.reshape(f, -1)
+    weight_and_bias[:, -1] = 0 if bias is None else bias
 
     def block(n0: int, n1: int) -> None:
         cols = _block_columns(kept, rows, pixels, n0, n1, x.dtype)
-        fill(n0, n1, cols)
-        span = slice(n0 * pixels, n1 * pixels)
-        np.matmul(weight2d, cols, out=out[:, span])
-        if column_bias is not None:
-            out[:, span] += column_bias
+        fill(n0, n1, cols[:-1])
+        cols[-1] = 1
+        np.matmul(weight_and_bias, cols, out=out[:, n0 * pixels : n1 * pixels])
 
     for_each_block(n, images_per_block(rows, f, pixels, x.dtype.itemsize), block)
     return nchw_of(out.reshape(f, n, oh, ow)), kept
@@ -137,11 +149,10 @@ def conv2d_backward(
     n, c, h, w = x_shape
     f, _, kh, kw = weight.shape
     dout2d = channel_major(dout).reshape(f, -1)  # (F, N*OH*OW); free if dout is channel-major
-    pixels, rows = dout.shape[2] * dout.shape[3], c * kh * kw
+    pixels, rows = dout.shape[2] * dout.shape[3], c * kh * kw + 1  # + the row of ones
     per_block = images_per_block(rows, f, pixels, saved.dtype.itemsize)
     blocks = len(_edges(n, per_block)) - 1
-    dweights = np.empty((blocks, f, rows), saved.dtype)
-    dbiases = np.empty((blocks, f), dout2d.dtype)
+    partials = np.empty((blocks, f, rows), saved.dtype)  # per block: [dweight | dbias]
     weight2d_t = weight.reshape(f, -1).T
     if need_dx:
         dx = buffers.empty((c, n, h, w), dout2d.dtype)
@@ -150,16 +161,16 @@ def conv2d_backward(
     def block(n0: int, n1: int) -> None:
         i, span = n0 // per_block, slice(n0 * pixels, n1 * pixels)
         cols = _block_columns(saved, rows, pixels, n0, n1, saved.dtype)
-        np.matmul(dout2d[:, span], cols.T, out=dweights[i])
-        np.sum(dout2d[:, span], axis=1, out=dbiases[i])
+        np.matmul(dout2d[:, span], cols.T, out=partials[i])
         if need_dx:
-            dcols = scratch("dcols", cols.shape, dout2d.dtype)
+            dcols = scratch("dcols", (rows - 1, cols.shape[1]), dout2d.dtype)
             np.matmul(weight2d_t, dout2d[:, span], out=dcols)
             fold(n0, n1, dcols)
 
     for_each_block(n, per_block, block)
-    dweight = dweights.sum(axis=0, dtype=np.float64).astype(weight.dtype).reshape(weight.shape)
-    dbias = dbiases.sum(axis=0, dtype=np.float64).astype(dout2d.dtype)
+    total = partials.sum(axis=0, dtype=np.float64)
+    dweight = total[:, :-1].astype(weight.dtype).reshape(weight.shape)
+    dbias = total[:, -1].astype(dout2d.dtype)
     return (nchw_of(dx) if need_dx else None), dweight, dbias
 
 
