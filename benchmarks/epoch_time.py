@@ -187,8 +187,11 @@ def profile(config: str, x: np.ndarray, y: np.ndarray, batches: int) -> dict:
 
     model, optimizer = new_model(config)
     loss = SoftmaxCrossEntropy()
-    plan = getattr(scratchcnn.model, "execution_order", list)(model.layers)
-    names = [f"{model.layers.index(layer)}:{type(layer).__name__}" for layer in plan]
+    plan = getattr(scratchcnn.model, "fused_plan", list)(model.layers)  # the steps the model runs
+    names = [
+        "+".join(f"{model.layers.index(part)}:{type(part).__name__}" for part in parts)
+        for parts in (getattr(step, "layers", (step,)) for step in plan)
+    ]
     clock, warmup = _Clock(), 3
 
     def step(xb, yb):

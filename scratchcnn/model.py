@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from scratchcnn.kernels import get_backend
 from scratchcnn.layers import Dropout, Layer, MaxPool2D, Parameter, ReLU, _WeightedLayer
 from scratchcnn.losses import SoftmaxCrossEntropy, softmax
 
@@ -24,6 +25,43 @@ def execution_order(layers: list[Layer]) -> list[Layer]:
         if type(plan[i]) is ReLU and type(plan[i + 1]) is MaxPool2D:
             plan[i], plan[i + 1] = plan[i + 1], plan[i]
     return plan
+
+
+class MaxPoolReLU:
+    """A MaxPool2D and the ReLU that runs after it (see :func:`execution_order`), as one step:
+    the pooling kernel applies max(., 0) while each row is in cache, and the backward pass masks
+    the gradient, then routes it. The same numbers as the two layers one after the other; the
+    layer objects themselves are left untouched (they still work on their own)."""
+
+    def __init__(self, pool: MaxPool2D, relu: ReLU):
+        self.layers = (pool, relu)
+        self._cache = None
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        pool = self.layers[0]
+        out, argmax = get_backend().maxpool2d_forward(x, pool.pool_size, pool.stride, relu=True)
+        self._cache = (argmax, x.shape, out) if training else None
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        pool = self.layers[0]
+        argmax, x_shape, out = pool._require_cache(self._cache)
+        self._cache = None
+        kernels = get_backend()
+        dout = kernels.relu_backward(dout, out)
+        return kernels.maxpool2d_backward(dout, argmax, x_shape, pool.pool_size, pool.stride)
+
+
+def fused_plan(layers: list[Layer]) -> list:
+    """The steps a :class:`Sequential` runs: :func:`execution_order`, with each MaxPool2D that a
+    ReLU follows merged with it into one :class:`MaxPoolReLU` step."""
+    plan, steps = execution_order(layers), []
+    for layer in plan:
+        if type(layer) is ReLU and steps and type(steps[-1]) is MaxPool2D:
+            steps[-1] = MaxPoolReLU(steps[-1], layer)
+        else:
+            steps.append(layer)
+    return steps
 
 
 class Sequential:
@@ -54,7 +92,7 @@ class Sequential:
         self.rng = rng if rng is not None else np.random.default_rng(seed)
         self.metadata: dict = {}  # JSON-able notes saved with the model (e.g. training metrics)
         self.output_shape = self._build()
-        self._plan, self._plan_key = execution_order(self.layers), tuple(map(id, self.layers))
+        self._plan, self._plan_key = fused_plan(self.layers), tuple(map(id, self.layers))
 
     def _build(self) -> tuple[int, ...]:
         shape = self.input_shape
@@ -101,10 +139,12 @@ class Sequential:
 
         ``training=True`` applies dropout and keeps what :meth:`backward` needs.
         """
-        out = self._check_input(x)
+        return self._run(self._check_input(x), training)
+
+    def _run(self, out: np.ndarray, training: bool) -> np.ndarray:
         key = tuple(map(id, self.layers))
         if key != self._plan_key:  # follows any edit of self.layers
-            self._plan, self._plan_key = execution_order(self.layers), key
+            self._plan, self._plan_key = fused_plan(self.layers), key
         for layer in self._plan:
             out = layer.forward(out, training)
         return out
@@ -132,8 +172,10 @@ class Sequential:
     def predict_proba(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Class probabilities (N, K), float32, computed ``batch_size`` images at a time."""
         x = self._check_input(x)
+        if 0 < len(x) <= batch_size:  # one batch (one image, say): nothing to split or join
+            return softmax(self._run(x, False))
         chunks = [
-            softmax(self.forward(x[i : i + batch_size])) for i in range(0, len(x), batch_size)
+            softmax(self._run(x[i : i + batch_size], False)) for i in range(0, len(x), batch_size)
         ]
         if not chunks:
             return np.zeros((0, *self.output_shape), dtype=self.dtype)

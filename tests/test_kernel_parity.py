@@ -110,6 +110,10 @@ def test_pooling_kernels_match(pool, stride, shape, layout, ties):
     out, arg = fast.maxpool2d_forward(x, pool, stride)
     np.testing.assert_array_equal(out_ref, out)
     np.testing.assert_array_equal(arg_ref, arg)  # the same first maximum in every window
+    for kernels in (ref, fast):  # with the ReLU that follows a pooling run as part of it
+        out_relu, arg_relu = kernels.maxpool2d_forward(x, pool, stride, relu=True)
+        np.testing.assert_array_equal(out_relu, np.maximum(out_ref, 0))
+        np.testing.assert_array_equal(arg_relu, arg_ref)
     dout = rng.standard_normal(out.shape, dtype=np.float32)
     assert_same(
         ref.maxpool2d_backward(dout, arg_ref, x.shape, pool, stride),

@@ -134,6 +134,10 @@ def test_relu_before_pool_runs_after_it_with_identical_numbers(backend):
         assert [type(layer).__name__ for layer in sc.model.execution_order(model.layers)] == [
             "Conv2D", "MaxPool2D", "ReLU", "MaxPool2D", "ReLU", "Flatten", "Dense",
         ]  # fmt: skip
+        # ... and each of those ReLUs runs inside the pooling before it, as one step
+        assert [type(step).__name__ for step in sc.model.fused_plan(model.layers)] == [
+            "Conv2D", "MaxPoolReLU", "MaxPoolReLU", "Flatten", "Dense",
+        ]  # fmt: skip
         x = np.round(np.random.default_rng(0).standard_normal((5, 2, 12, 12))).astype(np.float32)
         dout = np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32)
         results = []

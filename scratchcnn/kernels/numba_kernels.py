@@ -124,13 +124,16 @@ def _col2im_plane(c, n, src0, stride, cols, dxf, n_, h, w, kh, kw, sh, sw, top, 
 
 
 @njit(**_jit)
-def _maxpool_forward_task(task, xf, out, argmax, c_, n_, h, w, kh, kw, sh, sw, oh, ow):
-    # per (c, n) plane: each window's first maximum (strict >) and its index i*KW + j
+def _maxpool_forward_task(task, xf, out, argmax, c_, n_, h, w, kh, kw, sh, sw, oh, ow, relu):
+    # per (c, n) plane: each window's first maximum (strict >) and its index i*KW + j; then, if
+    # ``relu``, max(maximum, 0) (NaN kept, like np.maximum) while the row is in cache
     src = task * h * w
     dst = task * oh * ow
     for y in range(oh):
         row = u64(src + y * sh * w)
         o = u64(dst + y * ow)
+        if relu and y > 0:
+            _relu_row(out, o - u64(ow), ow)
         if kh == 2 and kw == 2 and sw == 2:  # the common case, unrolled so it vectorizes
             one, two, below = u64(1), u64(2), u64(w)
             for x in range(u64(ow)):
@@ -163,6 +166,15 @@ def _maxpool_forward_task(task, xf, out, argmax, c_, n_, h, w, kh, kw, sh, sw, o
                     arg = k
             out[o + x] = best
             argmax[o + x] = arg
+    if relu and oh > 0:
+        _relu_row(out, u64(dst + (oh - 1) * ow), ow)
+
+
+@njit(inline="always", **_jit)
+def _relu_row(out, start, count):
+    for x in range(u64(count)):
+        v = out[start + x]
+        out[start + x] = v if v > 0 or v != v else 0
 
 
 @njit(**_jit)
@@ -251,9 +263,11 @@ def _col2im_block(n0, n1, cols, dxf, c_, n_, h, w, kh, kw, sh, sw, top, left, oh
 
 
 @njit(**_jit)
-def _maxpool_forward_loops(start, stop, xf, out, argmax, c_, n_, h, w, kh, kw, sh, sw, oh, ow):
+def _maxpool_forward_loops(
+    start, stop, xf, out, argmax, c_, n_, h, w, kh, kw, sh, sw, oh, ow, relu
+):
     for task in range(start, stop):  # task = c * N + n
-        _maxpool_forward_task(task, xf, out, argmax, c_, n_, h, w, kh, kw, sh, sw, oh, ow)
+        _maxpool_forward_task(task, xf, out, argmax, c_, n_, h, w, kh, kw, sh, sw, oh, ow, relu)
 
 
 @njit(**_jit)
@@ -365,12 +379,13 @@ def conv2d_backward(
 
 
 def maxpool2d_forward(
-    x: np.ndarray, pool: tuple[int, int], stride: tuple[int, int]
+    x: np.ndarray, pool: tuple[int, int], stride: tuple[int, int], relu: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Max over each window of ``x`` (N, C, H, W): return (out (N, C, OH, OW), argmax uint8).
 
     Floor mode like NumPy's; ``argmax`` holds ``i*KW + j`` of each window's first maximum.
-    Both are channel-major buffers seen as NCHW.
+    ``relu``: out is max(out, 0) too, in the same pass. Both are channel-major buffers seen as
+    NCHW.
     """
     n, c, h, w = x.shape
     kh, kw = pool
@@ -378,7 +393,7 @@ def maxpool2d_forward(
     ow = output_size(w, kw, stride[1], 0)
     out = buffers.empty((c, n, oh, ow), x.dtype)
     argmax = buffers.empty((c, n, oh, ow), np.uint8)
-    args = (c, n, h, w, kh, kw, *stride, oh, ow)
+    args = (c, n, h, w, kh, kw, *stride, oh, ow, bool(relu))
     flat_out, flat_arg = out.reshape(-1), argmax.reshape(-1)
     _run(_maxpool_forward_loops, x.size, c * n, _planes(x), flat_out, flat_arg, *args)
     return nchw_of(out), nchw_of(argmax)

@@ -144,9 +144,10 @@ def _window_views(x: np.ndarray, pool, stride, oh: int, ow: int) -> list[np.ndar
 
 
 def maxpool2d_forward(
-    x: np.ndarray, pool: tuple[int, int], stride: tuple[int, int]
+    x: np.ndarray, pool: tuple[int, int], stride: tuple[int, int], relu: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Max over each window of ``x`` (N, C, H, W): return (out (N, C, OH, OW), argmax uint8).
+    """Max over each window of ``x`` (N, C, H, W): return (out (N, C, OH, OW), argmax uint8);
+    with ``relu``, out is max(out, 0) too (a ReLU following the pooling, run as part of it).
 
     Windows that do not fit at the bottom/right edge are dropped (floor mode, Keras's "valid").
     ``argmax`` holds ``i*KW + j`` of the first maximum of each window. Both outputs keep ``x``'s
@@ -171,6 +172,8 @@ def maxpool2d_forward(
         np.maximum(out, candidate, out=out)
         # argmax = k where larger: k exceeds every offset before it, so a maximum sets it
         np.maximum(argmax, np.multiply(larger, np.uint8(k), out=offset), out=argmax)
+    if relu:
+        np.maximum(out, 0, out=out)
     return out, argmax
 
 
