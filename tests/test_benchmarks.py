@@ -73,6 +73,7 @@ def test_quick_compare_with_keras(tmp_path, mnist_dir):
     ratios = results["summary"]["ratios"]["numpy"]
     assert set(ratios) == {
         "epoch_time",
+        "fastest_epoch_time",
         "inference_time",
         "call_latency",
         "predict_latency",
