@@ -94,100 +94,111 @@ def _block_columns(kept: np.ndarray | None, rows: int, pixels: int, n0: int, n1:
     return kept[rows * n0 * pixels : rows * n1 * pixels].reshape(rows, (n1 - n0) * pixels)
 
 
-def conv2d_forward(
-    im2col_filler: Callable[..., Filler],
-    x: np.ndarray,
-    weight: np.ndarray,
-    bias: np.ndarray | None,
-    stride: tuple[int, int],
-    pads: tuple[int, int, int, int],
-    training: bool = True,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Convolve ``x`` (N, C, H, W) with ``weight`` (F, C, KH, KW) plus ``bias`` (F,); return
-    (out (N, F, OH, OW), saved): ``saved`` holds the columns for :func:`conv2d_backward` when
-    ``training``, else None. ``im2col_filler(x, kh, kw, stride, pads)`` is the backend's.
+def backend_functions(im2col_filler: Callable[..., Filler], col2im_filler: Callable[..., Filler]):
+    """The four convolution functions every backend exports — ``im2col``, ``col2im``,
+    ``conv2d_forward``, ``conv2d_backward`` — made from the backend's two fillers, so that the
+    backends share one signature and one implementation of each."""
 
-    The bias rides in the product: each block's columns end with a row of ones and the weight
-    matrix with a column holding the bias (0 without one), so no separate pass adds it, and the
-    backward pass gets the bias gradient from the weight gradient's product, as its last column.
-    """
-    n, c, h, w = x.shape
-    f, _, kh, kw = weight.shape
-    oh = output_size(h, kh, stride[0], pads[0] + pads[1])
-    ow = output_size(w, kw, stride[1], pads[2] + pads[3])
-    pixels, rows = oh * ow, c * kh * kw + 1  # + the row of ones
-    out = buffers.empty((f, n * pixels), x.dtype)
-    kept = buffers.empty((rows * n * pixels,), x.dtype) if training else None
-    fill = im2col_filler(x, kh, kw, stride, pads)
-    weight_and_bias = np.empty((f, rows), x.dtype)
-    weight_and_bias[:, :-1] = weight.reshape(f, -1)
-    weight_and_bias[:, -1] = 0 if bias is None else bias
+    def im2col(
+        x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], pads: tuple[int, int, int, int]
+    ) -> np.ndarray:
+        """Unfold ``x`` (N, C, H, W) into ``cols`` (C*KH*KW, N*OH*OW), one column per output
+        pixel (one block of all images)."""
+        n, c, h, w = x.shape
+        oh = output_size(h, kh, stride[0], pads[0] + pads[1])
+        ow = output_size(w, kw, stride[1], pads[2] + pads[3])
+        cols = np.empty((c * kh * kw, n * oh * ow), x.dtype)
+        im2col_filler(x, kh, kw, stride, pads)(0, n, cols)
+        return cols
 
-    def block(n0: int, n1: int) -> None:
-        cols = _block_columns(kept, rows, pixels, n0, n1, x.dtype)
-        fill(n0, n1, cols[:-1])
-        cols[-1] = 1
-        np.matmul(weight_and_bias, cols, out=out[:, n0 * pixels : n1 * pixels])
+    def col2im(
+        cols: np.ndarray,
+        x_shape: tuple[int, int, int, int],
+        kh: int,
+        kw: int,
+        stride: tuple[int, int],
+        pads: tuple[int, int, int, int],
+    ) -> np.ndarray:
+        """Fold ``cols`` (C*KH*KW, N*OH*OW) back to (N, C, H, W), summing where windows overlap:
+        the adjoint of ``im2col``; a channel-major buffer seen as NCHW."""
+        n, c, h, w = x_shape
+        dx = np.empty((c, n, h, w), cols.dtype)
+        col2im_filler(dx, kh, kw, stride, pads)(0, n, np.ascontiguousarray(cols))
+        return nchw_of(dx)
 
-    for_each_block(n, images_per_block(rows, f, pixels, x.dtype.itemsize), block)
-    return nchw_of(out.reshape(f, n, oh, ow)), kept
+    def conv2d_forward(
+        x: np.ndarray,
+        weight: np.ndarray,
+        bias: np.ndarray | None,
+        stride: tuple[int, int],
+        pads: tuple[int, int, int, int],
+        training: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Convolve ``x`` (N, C, H, W) with ``weight`` (F, C, KH, KW) plus ``bias`` (F,); return
+        (out (N, F, OH, OW), saved): ``saved`` holds the columns for ``conv2d_backward`` when
+        ``training``, else None.
 
+        The bias rides in the product: each block's columns end with a row of ones and the weight
+        matrix with a column holding the bias (0 without one), so no separate pass adds it, and the
+        backward pass gets the bias gradient from the weight gradient's product, as its last column.
+        """
+        n, c, h, w = x.shape
+        f, _, kh, kw = weight.shape
+        oh = output_size(h, kh, stride[0], pads[0] + pads[1])
+        ow = output_size(w, kw, stride[1], pads[2] + pads[3])
+        pixels, rows = oh * ow, c * kh * kw + 1  # + the row of ones
+        out = buffers.empty((f, n * pixels), x.dtype)
+        kept = buffers.empty((rows * n * pixels,), x.dtype) if training else None
+        fill = im2col_filler(x, kh, kw, stride, pads)
+        weight_and_bias = np.empty((f, rows), x.dtype)
+        weight_and_bias[:, :-1] = weight.reshape(f, -1)
+        weight_and_bias[:, -1] = 0 if bias is None else bias
 
-def conv2d_backward(
-    col2im_filler: Callable[..., Filler],
-    dout: np.ndarray,
-    saved: np.ndarray,
-    x_shape: tuple[int, int, int, int],
-    weight: np.ndarray,
-    stride: tuple[int, int],
-    pads: tuple[int, int, int, int],
-    need_dx: bool = True,
-) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """Gradients of :func:`conv2d_forward` given ``dout`` (N, F, OH, OW) and what it ``saved``:
-    (dx (N, C, H, W) or None, dweight like ``weight``, dbias (F,)). ``col2im_filler(dx, kh, kw,
-    stride, pads)`` is the backend's folder of column gradients into the channel-major ``dx``."""
-    n, c, h, w = x_shape
-    f, _, kh, kw = weight.shape
-    dout2d = channel_major(dout).reshape(f, -1)  # (F, N*OH*OW); free if dout is channel-major
-    pixels, rows = dout.shape[2] * dout.shape[3], c * kh * kw + 1  # + the row of ones
-    per_block = images_per_block(rows, f, pixels, saved.dtype.itemsize)
-    blocks = len(_edges(n, per_block)) - 1
-    partials = np.empty((blocks, f, rows), saved.dtype)  # per block: [dweight | dbias]
-    weight2d_t = weight.reshape(f, -1).T
-    if need_dx:
-        dx = buffers.empty((c, n, h, w), dout2d.dtype)
-        fold = col2im_filler(dx, kh, kw, stride, pads)
+        def block(n0: int, n1: int) -> None:
+            cols = _block_columns(kept, rows, pixels, n0, n1, x.dtype)
+            fill(n0, n1, cols[:-1])
+            cols[-1] = 1
+            np.matmul(weight_and_bias, cols, out=out[:, n0 * pixels : n1 * pixels])
 
-    def block(n0: int, n1: int) -> None:
-        i, span = n0 // per_block, slice(n0 * pixels, n1 * pixels)
-        cols = _block_columns(saved, rows, pixels, n0, n1, saved.dtype)
-        np.matmul(dout2d[:, span], cols.T, out=partials[i])
+        for_each_block(n, images_per_block(rows, f, pixels, x.dtype.itemsize), block)
+        return nchw_of(out.reshape(f, n, oh, ow)), kept
+
+    def conv2d_backward(
+        dout: np.ndarray,
+        saved: np.ndarray,
+        x_shape: tuple[int, int, int, int],
+        weight: np.ndarray,
+        stride: tuple[int, int],
+        pads: tuple[int, int, int, int],
+        need_dx: bool = True,
+    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """Gradients of ``conv2d_forward`` given ``dout`` (N, F, OH, OW) and what it ``saved``:
+        (dx (N, C, H, W) or None, dweight like ``weight``, dbias (F,))."""
+        n, c, h, w = x_shape
+        f, _, kh, kw = weight.shape
+        dout2d = channel_major(dout).reshape(f, -1)  # (F, N*OH*OW); free if dout is channel-major
+        pixels, rows = dout.shape[2] * dout.shape[3], c * kh * kw + 1  # + the row of ones
+        per_block = images_per_block(rows, f, pixels, saved.dtype.itemsize)
+        blocks = len(_edges(n, per_block)) - 1
+        partials = np.empty((blocks, f, rows), saved.dtype)  # per block: [dweight | dbias]
+        weight2d_t = weight.reshape(f, -1).T
         if need_dx:
-            dcols = scratch("dcols", (rows - 1, cols.shape[1]), dout2d.dtype)
-            np.matmul(weight2d_t, dout2d[:, span], out=dcols)
-            fold(n0, n1, dcols)
+            dx = buffers.empty((c, n, h, w), dout2d.dtype)
+            fold = col2im_filler(dx, kh, kw, stride, pads)
 
-    for_each_block(n, per_block, block)
-    total = partials.sum(axis=0, dtype=np.float64)
-    dweight = total[:, :-1].astype(weight.dtype).reshape(weight.shape)
-    dbias = total[:, -1].astype(dout2d.dtype)
-    return (nchw_of(dx) if need_dx else None), dweight, dbias
+        def block(n0: int, n1: int) -> None:
+            i, span = n0 // per_block, slice(n0 * pixels, n1 * pixels)
+            cols = _block_columns(saved, rows, pixels, n0, n1, saved.dtype)
+            np.matmul(dout2d[:, span], cols.T, out=partials[i])
+            if need_dx:
+                dcols = scratch("dcols", (rows - 1, cols.shape[1]), dout2d.dtype)
+                np.matmul(weight2d_t, dout2d[:, span], out=dcols)
+                fold(n0, n1, dcols)
 
+        for_each_block(n, per_block, block)
+        total = partials.sum(axis=0, dtype=np.float64)
+        dweight = total[:, :-1].astype(weight.dtype).reshape(weight.shape)
+        dbias = total[:, -1].astype(dout2d.dtype)
+        return (nchw_of(dx) if need_dx else None), dweight, dbias
 
-def im2col(im2col_filler: Callable[..., Filler], x, kh, kw, stride, pads) -> np.ndarray:
-    """The whole ``cols`` (C*KH*KW, N*OH*OW) of ``x`` (N, C, H, W): one block of all images."""
-    n, c, h, w = x.shape
-    oh = output_size(h, kh, stride[0], pads[0] + pads[1])
-    ow = output_size(w, kw, stride[1], pads[2] + pads[3])
-    cols = np.empty((c * kh * kw, n * oh * ow), x.dtype)
-    im2col_filler(x, kh, kw, stride, pads)(0, n, cols)
-    return cols
-
-
-def col2im(col2im_filler: Callable[..., Filler], cols, x_shape, kh, kw, stride, pads) -> np.ndarray:
-    """Fold ``cols`` (C*KH*KW, N*OH*OW) back to (N, C, H, W), summing where windows overlap:
-    one block of all images; a channel-major buffer seen as NCHW."""
-    n, c, h, w = x_shape
-    dx = np.empty((c, n, h, w), cols.dtype)
-    col2im_filler(dx, kh, kw, stride, pads)(0, n, np.ascontiguousarray(cols))
-    return nchw_of(dx)
+    return im2col, col2im, conv2d_forward, conv2d_backward

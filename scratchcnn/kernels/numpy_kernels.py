@@ -85,52 +85,9 @@ def _col2im_filler(dx, kh, kw, stride, pads) -> conv.Filler:
     return fold
 
 
-def im2col(
-    x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], pads: tuple[int, int, int, int]
-) -> np.ndarray:
-    """Unfold ``x`` (N, C, H, W) into ``cols`` (C*KH*KW, N*OH*OW), one column per output pixel."""
-    return conv.im2col(_im2col_filler, x, kh, kw, stride, pads)
-
-
-def col2im(
-    cols: np.ndarray,
-    x_shape: tuple[int, int, int, int],
-    kh: int,
-    kw: int,
-    stride: tuple[int, int],
-    pads: tuple[int, int, int, int],
-) -> np.ndarray:
-    """Fold ``cols`` (C*KH*KW, N*OH*OW) back to (N, C, H, W), summing where windows overlap.
-
-    The adjoint of :func:`im2col`; the result is a channel-major buffer seen as NCHW.
-    """
-    return conv.col2im(_col2im_filler, cols, x_shape, kh, kw, stride, pads)
-
-
-def conv2d_forward(
-    x: np.ndarray,
-    weight: np.ndarray,
-    bias: np.ndarray | None,
-    stride: tuple[int, int],
-    pads: tuple[int, int, int, int],
-    training: bool = True,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Convolve ``x`` (N, C, H, W) with ``weight`` (F, C, KH, KW); return (out (N, F, OH, OW),
-    saved): ``saved`` is what :func:`conv2d_backward` needs (None unless ``training``)."""
-    return conv.conv2d_forward(_im2col_filler, x, weight, bias, stride, pads, training)
-
-
-def conv2d_backward(
-    dout: np.ndarray,
-    saved: np.ndarray,
-    x_shape: tuple[int, int, int, int],
-    weight: np.ndarray,
-    stride: tuple[int, int],
-    pads: tuple[int, int, int, int],
-    need_dx: bool = True,
-) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """Gradients of a convolution: (dx (N, C, H, W) or None, dweight like weight, dbias (F,))."""
-    return conv.conv2d_backward(_col2im_filler, dout, saved, x_shape, weight, stride, pads, need_dx)
+im2col, col2im, conv2d_forward, conv2d_backward = conv.backend_functions(
+    _im2col_filler, _col2im_filler
+)
 
 
 def _window_views(x: np.ndarray, pool, stride, oh: int, ow: int) -> list[np.ndarray]:
