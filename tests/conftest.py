@@ -1,5 +1,9 @@
-"""Shared fixtures: where the real MNIST files are, and seeded generators."""
+"""Shared fixtures: where the real MNIST files are, seeded generators, and a runner of this
+checkout's command-line programs."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +19,27 @@ def mnist_dir() -> Path:
     if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").exists():
         pytest.skip(f"real MNIST not found at {SHARED_MNIST} (put the four IDX .gz files there)")
     return SHARED_MNIST
+
+
+def run_python(args, backend: str = "numpy", timeout: float = 300, env=None, **kwargs):
+    """Run ``python *args`` from the repository root on this checkout's code, with the given
+    kernel backend, unbuffered; return the CompletedProcess with text stdout and stderr."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "PYTHONUNBUFFERED": "1",
+        "SCRATCHCNN_BACKEND": backend,
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+        env=env,
+        **kwargs,
+    )
 
 
 @pytest.fixture
@@ -37,6 +62,8 @@ def digit_model_path(mnist_dir, tmp_path_factory) -> Path:
 
     (x, y), _ = load_mnist(mnist_dir, download=False)
     x, y = to_float_images(x), y.astype(np.int64)
+    # the backend chosen so far; None (nothing chosen yet) is restored as set_backend(None): the
+    # environment variable, else "auto", what the first use would have picked
     previous = sc.backend_name() if sc.kernels._active is not None else None
     sc.set_backend("numpy")
     limiter = limit_threads(1)
@@ -45,8 +72,7 @@ def digit_model_path(mnist_dir, tmp_path_factory) -> Path:
         trainer.run_epoch()
     finally:
         limiter.restore()
-        if previous is not None:
-            sc.set_backend(previous)
+        sc.set_backend(previous)
     path = tmp_path_factory.mktemp("vision-model") / "lenet5.npz"
     sc.save_model(trainer.model, path)
     return path

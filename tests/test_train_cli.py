@@ -11,20 +11,12 @@ import time
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, run_python
 
 
 def run(args, timeout=600, **kw):
-    env = {**os.environ, "SCRATCHCNN_BACKEND": "numpy", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO_ROOT,
-        env=env,
-        **kw,
-    )
+    """``python -m *args`` on the NumPy kernels (a CLI run is then the same on every machine)."""
+    return run_python(["-m", *args], backend="numpy", timeout=timeout, **kw)
 
 
 @pytest.fixture(scope="module")

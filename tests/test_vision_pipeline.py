@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, run_python
 
 from scratchcnn.synthetic import FrameRenderer, MatchCounts, write_video
 from scratchcnn.vision import DigitReader
@@ -26,16 +26,7 @@ def run(args, timeout=300, env=None):
     """Run python with ``args``; the same kernels as this process, so the numbers match."""
     import scratchcnn as sc
 
-    backend = sc.backend_name()
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "SCRATCHCNN_BACKEND": backend, **(env or {})}
-    return subprocess.run(
-        [sys.executable, *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO_ROOT,
-        env=env,
-    )
+    return run_python(args, backend=sc.backend_name(), timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="module")
