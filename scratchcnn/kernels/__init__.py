@@ -8,9 +8,11 @@ The choice comes from :func:`set_backend`, else the ``SCRATCHCNN_BACKEND`` envir
 else ``"auto"``: Numba when it imports, NumPy otherwise (saying so once on stderr).
 :func:`set_threads` (or ``SCRATCHCNN_THREADS``) sets how many threads they use.
 
-Shared by both backends: ``blas`` (matrix products, small ones on one thread, large ones in chunks),
-``team`` (chunks of work handed out to the caller and helper threads), ``buffers`` (large arrays
-reused between batches instead of page-faulted in again) and ``layout`` (channel-major views).
+Shared by both backends: ``conv`` (the convolution, forward and backward, in blocks of images:
+a backend gives it only its im2col and col2im fillers), ``blas`` (matrix products, small ones on
+one thread, large ones in chunks), ``team`` (chunks of work handed out to the caller and helper
+threads), ``buffers`` (large arrays reused between batches instead of page-faulted in again) and
+``layout`` (channel-major views).
 """
 
 from __future__ import annotations

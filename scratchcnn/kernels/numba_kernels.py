@@ -1,13 +1,14 @@
 """Numba kernels: the same functions and the same numbers as ``numpy_kernels``, in compiled loops.
 
 Importing this module raises ImportError when numba is missing; ``scratchcnn.kernels`` then falls
-back to NumPy. The matrix products stay in BLAS (:mod:`scratchcnn.kernels.blas`); compiled here is
-everything around them: im2col/col2im, the bias, max pooling and ReLU.
+back to NumPy. The convolution itself (blocks of images, BLAS products) is shared with NumPy in
+:mod:`scratchcnn.kernels.conv`; compiled here is everything around the products: the im2col and
+col2im fillers of a block, max pooling (with a following ReLU) and ReLU.
 
 Each loop is a sequence of independent tasks, mostly one (channel, image) plane each: no two tasks
 write the same element, and each plane is summed in the same order as NumPy sums it, so results
-are bitwise NumPy's. Large loops are cut into chunks of tasks that :mod:`scratchcnn.kernels.team`
-spreads over the cores; the compiled functions release the GIL (``nogil``). That replaces numba's
+are bitwise NumPy's. Large pooling and ReLU loops are cut into chunks of tasks that
+:mod:`scratchcnn.kernels.team` spreads over the cores (convolutions: their blocks); the compiled functions release the GIL (``nogil``). That replaces numba's
 ``parallel=True``/``prange``, measured worse on a shared 2-core machine: its fixed share per
 thread waits a scheduler slice for a thread that is not running (a 1 ms loop took 24 ms), and its
 parallel builds took 5-8 s each to compile instead of 0.5-2 s.
