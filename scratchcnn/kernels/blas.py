@@ -52,32 +52,23 @@ def _direct_calls(lib):
     return lib.get_num_threads, lib.set_num_threads
 
 
-class at_most:  # noqa: N801 (used like a function: ``with blas.at_most(1):``)
-    """``with at_most(n):`` holds BLAS to at most ``n`` threads per product inside the block.
-    Enter it on the thread that starts the work, not inside chunks that run in parallel. (A class
-    rather than a generator: entered several times per layer, its cost shows in one-image
-    latency.)"""
-
-    def __init__(self, threads: int):
-        self.threads = threads
+class one_thread:  # noqa: N801 (used like a function: ``with blas.one_thread():``)
+    """``with one_thread():`` holds BLAS to one thread per product inside the block. Enter it on
+    the thread that starts the work, not inside chunks that run in parallel. (A class rather
+    than a generator: entered several times per layer, its cost shows in one-image latency.)"""
 
     def __enter__(self):
         self.restore = []
         for get, set_ in _thread_controls():
             count = get()
-            if count > self.threads:
-                set_(self.threads)
+            if count != 1:
+                set_(1)
                 self.restore.append((set_, count))
         return self
 
     def __exit__(self, *exc):
         for set_, count in self.restore:
             set_(count)
-
-
-def one_thread() -> at_most:
-    """``with one_thread():`` holds BLAS to one thread per product inside the block."""
-    return at_most(1)
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -62,15 +62,14 @@ def _edges(n: int, per_block: int) -> list[int]:
 def for_each_block(n: int, per_block: int, work: Callable[[int, int], None]) -> None:
     """Call ``work(n0, n1)`` for consecutive image ranges of ``per_block`` images covering
     ``range(n)``, spread over the team, BLAS held to one thread per block. A single block (one
-    image, say) runs on the caller with BLAS allowed the team's threads: its product is then the
-    only work there is to share (one image through the Keras example's second convolution: 75 us
-    on one thread, 45 us on two), and the team's own hand-over costs more than that saves."""
-    if n <= per_block:
-        with blas.at_most(team.threads()):
-            work(0, n)
-        return
-    edges = _edges(n, per_block)
+    image, say) runs on the caller alone: handing part of it to a sleeping thread costs more than
+    it saves (measured, one image through the Keras example: BLAS's own second thread, asleep
+    between images, made it slower in three rounds of four, by up to 0.18 ms)."""
     with blas.one_thread():
+        if n <= per_block:
+            work(0, n)
+            return
+        edges = _edges(n, per_block)
         team.run(lambda i: work(edges[i], edges[i + 1]), len(edges) - 1)
 
 
