@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import sys
 import time
@@ -26,22 +25,9 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]  # this checkout's scratchcnn, then our helpers
 
 import mnist_data  # noqa: E402
+from process_memory import peak_rss_mb  # noqa: E402
 
 import scratchcnn as sc  # noqa: E402
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB: Linux's VmHWM, which starts afresh at
-    exec, else ``ru_maxrss`` (which on Linux keeps the parent's peak across fork and exec)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    scale = 1 if sys.platform == "darwin" else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
 def blas_threads() -> list[dict]:

@@ -30,7 +30,6 @@ import gzip
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,10 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, os.environ.get("SCRATCHCNN_SRC", str(REPO_ROOT)))
+sys.path.insert(1, str(REPO_ROOT / "benchmarks"))  # our helpers
+
+from process_memory import peak_rss_mb  # noqa: E402
+
 SHARED_MNIST = REPO_ROOT.parent / "shared" / "data" / "mnist"
 BATCH = 128
 
@@ -267,19 +270,6 @@ def run_child(args: list[str], env: dict | None = None) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def peak_mb() -> float:
-    """This process's peak resident set size in MB: VmHWM, which starts afresh at exec (Linux's
-    ru_maxrss keeps the parent's peak across fork and exec), else ru_maxrss."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def child_memory(config: str, images: int, data: str) -> dict:
     """Hold the whole training set, train ``images`` of it for one epoch, predict 1,000; report
     the peak resident set size and what the process held before training, in MB.
@@ -291,9 +281,9 @@ def child_memory(config: str, images: int, data: str) -> dict:
     import scratchcnn  # noqa: F401
 
     model, optimizer = new_model(config)
-    before_data = peak_mb()
+    before_data = peak_rss_mb()
     x, y, _ = load_train(60000, as_uint8=data == "uint8")
-    before_training = peak_mb()
+    before_training = peak_rss_mb()
     if data == "uint8":
         order = np.random.default_rng(0).permutation(images)
         for start in range(0, images, BATCH):
@@ -305,7 +295,7 @@ def child_memory(config: str, images: int, data: str) -> dict:
         model.fit(x[:images], y[:images], optimizer, epochs=1, batch_size=BATCH)
         model.predict_proba(x[:1000])
     return {
-        "peak_mb": peak_mb(),
+        "peak_mb": peak_rss_mb(),
         "before_data_mb": before_data,
         "before_training_mb": before_training,
     }
@@ -334,7 +324,7 @@ def child_cli(config: str, images: int) -> dict:
                 sys.stdout = stdout
     if code != 0:
         raise RuntimeError(f"the train CLI failed with exit code {code}")
-    return {"peak_mb": peak_mb()}
+    return {"peak_mb": peak_rss_mb()}
 
 
 def child_startup(config: str) -> dict:
@@ -413,7 +403,7 @@ def child_keras(images: int, calls: int) -> dict:
     return {
         "epoch_s": epoch,
         "latency_ms": 1000 * float(np.median(times[20:])),
-        "peak_mb": peak_mb(),
+        "peak_mb": peak_rss_mb(),
         "version": keras.__version__,
     }
 
