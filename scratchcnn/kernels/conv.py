@@ -178,7 +178,7 @@ def backend_functions(im2col_filler: Callable[..., Filler], col2im_filler: Calla
         dout2d = channel_major(dout).reshape(f, -1)  # (F, N*OH*OW); free if dout is channel-major
         pixels, rows = dout.shape[2] * dout.shape[3], c * kh * kw + 1  # + the row of ones
         per_block = images_per_block(rows, f, pixels, saved.dtype.itemsize)
-        blocks = len(_edges(n, per_block)) - 1
+        blocks = -(-n // per_block)
         partials = np.empty((blocks, f, rows), saved.dtype)  # per block: [dweight | dbias]
         weight2d_t = weight.reshape(f, -1).T
         if need_dx:

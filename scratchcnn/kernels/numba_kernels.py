@@ -8,7 +8,8 @@ col2im fillers of a block, max pooling (with a following ReLU) and ReLU.
 Each loop is a sequence of independent tasks, mostly one (channel, image) plane each: no two tasks
 write the same element, and each plane is summed in the same order as NumPy sums it, so results
 are bitwise NumPy's. Large pooling and ReLU loops are cut into chunks of tasks that
-:mod:`scratchcnn.kernels.team` spreads over the cores (convolutions: their blocks); the compiled functions release the GIL (``nogil``). That replaces numba's
+:mod:`scratchcnn.kernels.team` spreads over the cores (convolutions: their blocks); the compiled
+functions release the GIL (``nogil``). That replaces numba's
 ``parallel=True``/``prange``, measured worse on a shared 2-core machine: its fixed share per
 thread waits a scheduler slice for a thread that is not running (a 1 ms loop took 24 ms), and its
 parallel builds took 5-8 s each to compile instead of 0.5-2 s.
@@ -133,8 +134,6 @@ def _maxpool_forward_task(task, xf, out, argmax, c_, n_, h, w, kh, kw, sh, sw, o
     for y in range(oh):
         row = u64(src + y * sh * w)
         o = u64(dst + y * ow)
-        if relu and y > 0:
-            _relu_row(out, o - u64(ow), ow)
         if kh == 2 and kw == 2 and sw == 2:  # the common case, unrolled so it vectorizes
             one, two, below = u64(1), u64(2), u64(w)
             for x in range(u64(ow)):
@@ -155,20 +154,20 @@ def _maxpool_forward_task(task, xf, out, argmax, c_, n_, h, w, kh, kw, sh, sw, o
                     arg = 3
                 out[o + x] = best
                 argmax[o + x] = arg
-            continue
-        for x in range(u64(ow)):
-            p = row + x * u64(sw)
-            best = xf[p]
-            arg = 0
-            for k in range(1, kh * kw):
-                v = xf[p + u64((k // kw) * w + k % kw)]
-                if v > best:
-                    best = v
-                    arg = k
-            out[o + x] = best
-            argmax[o + x] = arg
-    if relu and oh > 0:
-        _relu_row(out, u64(dst + (oh - 1) * ow), ow)
+        else:
+            for x in range(u64(ow)):
+                p = row + x * u64(sw)
+                best = xf[p]
+                arg = 0
+                for k in range(1, kh * kw):
+                    v = xf[p + u64((k // kw) * w + k % kw)]
+                    if v > best:
+                        best = v
+                        arg = k
+                out[o + x] = best
+                argmax[o + x] = arg
+        if relu:
+            _relu_row(out, o, ow)
 
 
 @njit(inline="always", **_jit)
@@ -238,8 +237,9 @@ def _relu_backward_task(task, dout, out, dx, block):
         dx[k] = dout[k] * (out[k] > 0)  # NumPy's dout * (out > 0), -0.0 and NaN alike
 
 
-# Drivers: run tasks [start, stop) on the calling thread; team.run spreads chunks of tasks over
-# the cores (each chunk releases the GIL: nogil).
+# Drivers, each run on one thread (they release the GIL: nogil): the im2col/col2im ones fill or
+# fold one block of images [n0, n1) (conv.py spreads the blocks over the team); the others run
+# tasks [start, stop), and _run spreads chunks of tasks over the team.
 @njit(**_jit)
 def _im2col_block(n0, n1, xf, cols, n_, h, w, rows, kh, kw, sh, sw, top, left, oh, ow):
     # cols: the block's (rows, (n1 - n0) * OH * OW) columns, flat, each row written in turn
