@@ -55,21 +55,15 @@ def images_per_block(rows: int, filters: int, pixels: int, itemsize: int) -> int
     return max(1, BLOCK_BYTES // ((rows + filters) * pixels * itemsize))
 
 
-def _edges(n: int, per_block: int) -> list[int]:
-    return [*range(0, n, per_block), n]
-
-
 def for_each_block(n: int, per_block: int, work: Callable[[int, int], None]) -> None:
     """Call ``work(n0, n1)`` for consecutive image ranges of ``per_block`` images covering
     ``range(n)``, spread over the team, BLAS held to one thread per block. A single block (one
-    image, say) runs on the caller alone: handing part of it to a sleeping thread costs more than
-    it saves (measured, one image through the Keras example: BLAS's own second thread, asleep
-    between images, made it slower in three rounds of four, by up to 0.18 ms)."""
+    image, say) runs on the caller alone (``team.run`` does that for one chunk): handing part of it
+    to a sleeping thread costs more than it saves (measured, one image through the Keras example:
+    BLAS's own second thread, asleep between images, made it slower in three rounds of four, by up
+    to 0.18 ms)."""
+    edges = [*range(0, n, per_block), n]
     with blas.one_thread():
-        if n <= per_block:
-            work(0, n)
-            return
-        edges = _edges(n, per_block)
         team.run(lambda i: work(edges[i], edges[i + 1]), len(edges) - 1)
 
 
