@@ -5,6 +5,7 @@ fall-back to NumPy when numba cannot be imported."""
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -260,3 +261,40 @@ def test_the_number_of_threads_does_not_change_a_single_bit(backend, restore_bac
     for other in weights[1:]:
         for a, b in zip(weights[0], other, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_blas_stays_on_one_thread_until_the_last_thread_leaves():
+    """BLAS's thread count is shared by all threads: one leaving ``one_thread`` while another is
+    still inside must not let BLAS split the other's products (they may round differently)."""
+    controls = blas._thread_controls()
+    if not controls:
+        pytest.skip("threadpoolctl cannot set this BLAS's threads")
+    get, set_ = controls[0]
+    before = get()
+    set_(2)
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = []
+
+    def first():
+        with blas.one_thread():
+            first_in.set()
+            second_in.wait()
+        first_out.set()
+
+    def second():
+        first_in.wait()
+        with blas.one_thread():
+            second_in.set()
+            first_out.wait()
+            seen.append(get())
+
+    try:
+        threads = [threading.Thread(target=f) for f in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert seen == [1]
+        assert get() == 2  # restored when the last one left
+    finally:
+        set_(before)

@@ -13,6 +13,8 @@ computed whatever the number of threads, so the numbers do not depend on it, bit
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from scratchcnn.kernels import team
@@ -23,6 +25,9 @@ COLUMN_CHUNK = 2048
 SUM_CHUNK = 4096  # length of the slices of a long summed dimension
 
 _threads: list | None = None  # (get_num_threads, set_num_threads) of each BLAS library
+_lock = threading.Lock()
+_holders = 0  # threads inside one_thread blocks (nested blocks count too)
+_restore: list = []  # (set_num_threads, count) to put back when the last holder leaves
 
 
 def _thread_controls() -> list:
@@ -54,21 +59,32 @@ def _direct_calls(lib):
 
 class one_thread:  # noqa: N801 (used like a function: ``with blas.one_thread():``)
     """``with one_thread():`` holds BLAS to one thread per product inside the block. Enter it on
-    the thread that starts the work, not inside chunks that run in parallel. (A class rather
-    than a generator: entered several times per layer, its cost shows in one-image latency.)"""
+    the thread that starts the work, not inside chunks that run in parallel. The setting is the
+    library's, shared by all threads: the first to enter sets it, the last to leave restores it,
+    so a thread leaving never lets BLAS split another thread's product (a product split in two
+    may round differently). (A class rather than a generator: entered several times per layer,
+    its cost shows in one-image latency.)"""
 
     def __enter__(self):
-        self.restore = []
-        for get, set_ in _thread_controls():
-            count = get()
-            if count != 1:
-                set_(1)
-                self.restore.append((set_, count))
+        global _holders
+        with _lock:
+            if _holders == 0:
+                _restore.clear()
+                for get, set_ in _thread_controls():
+                    count = get()
+                    if count != 1:
+                        set_(1)
+                        _restore.append((set_, count))
+            _holders += 1
         return self
 
     def __exit__(self, *exc):
-        for set_, count in self.restore:
-            set_(count)
+        global _holders
+        with _lock:
+            _holders -= 1
+            if _holders == 0:
+                for set_, count in _restore:
+                    set_(count)
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
