@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import numpy as np
 
@@ -99,6 +100,18 @@ class Layer(ABC):
     @abstractmethod
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         """Fill ``param.grad`` and return d(loss)/d(input) for ``dout`` = d(loss)/d(output)."""
+
+    def bind(self, x: np.ndarray) -> tuple[np.ndarray, Callable[[], None] | None]:
+        """This layer's inference pass bound to fixed buffers: return ``(out, run)``, where each
+        ``run()`` computes ``forward(x)`` into ``out`` from what ``x`` holds at that moment
+        (``run`` is None when ``out`` is a view of ``x`` that needs no work).
+
+        A model's inference plan (:mod:`scratchcnn.inference`) binds its layers once per input
+        shape, so that a small batch (one image) costs little more than its arithmetic. This
+        default copies ``forward``'s result; layers override it to write into ``out`` directly.
+        """
+        out = np.empty((x.shape[0], *self.output_shape), x.dtype)
+        return out, lambda: np.copyto(out, self.forward(x, False))
 
     def get_config(self) -> dict:
         return {}
@@ -208,6 +221,15 @@ class Conv2D(_WeightedLayer):
         self._cache = (saved, x.shape) if training else None
         return out
 
+    def bind(self, x):
+        out, run = get_backend().bind_conv2d_forward(
+            x, self.filters, *self.kernel_size, self.stride, self.pads
+        )
+        params = self.params
+        if self.use_bias:
+            return out, lambda: run(params["weight"].data, params["bias"].data)
+        return out, lambda: run(params["weight"].data, None)
+
     def backward(self, dout):
         saved, x_shape = self._require_cache(self._cache)
         weight = self.params["weight"]
@@ -262,6 +284,9 @@ class MaxPool2D(Layer):
         self._cache = (argmax, x.shape) if training else None
         return out
 
+    def bind(self, x):
+        return get_backend().bind_maxpool2d_forward(x, self.pool_size, self.stride)
+
     def backward(self, dout):
         argmax, x_shape = self._require_cache(self._cache)
         self._cache = None
@@ -299,6 +324,17 @@ class Dense(_WeightedLayer):
         self._x = x if training else None
         return out
 
+    def bind(self, x):
+        out = np.empty((x.shape[0], self.units), x.dtype)
+        params = self.params
+
+        def run():  # Dense.forward's numbers: blas.matmul runs products this small as it is
+            np.matmul(x, params["weight"].data, out=out)
+            if self.use_bias:
+                np.add(out, params["bias"].data, out=out)
+
+        return out, run
+
     def backward(self, dout):
         x = self._require_cache(self._x)
         weight = self.params["weight"]
@@ -328,6 +364,10 @@ class ReLU(Layer):
         self._out = out if training else None
         return out
 
+    def bind(self, x):
+        out = np.empty_like(x)  # x's memory order
+        return out, lambda: np.maximum(x, 0, out=out)
+
     def backward(self, dout):
         out = self._require_cache(self._out)
         self._out = None
@@ -346,6 +386,12 @@ class Flatten(Layer):
         if x.flags.c_contiguous:
             return x.reshape(x.shape[0], -1)
         return buffers.copy_of(x).reshape(x.shape[0], -1)  # e.g. a channel-major activation
+
+    def bind(self, x):
+        if x.flags.c_contiguous:
+            return x.reshape(x.shape[0], -1), None
+        out = np.empty((x.shape[0], *self.output_shape), x.dtype)
+        return out, lambda: np.copyto(out.reshape(x.shape), x)
 
     def backward(self, dout):
         return dout.reshape(dout.shape[0], *self.input_shape)
@@ -379,6 +425,9 @@ class Dropout(Layer):
         np.multiply(mask >= self.rate, x.dtype.type(1.0 / (1.0 - self.rate)), out=mask)
         self._mask = mask
         return np.multiply(x, mask, out=buffers.empty(x.shape, x.dtype))
+
+    def bind(self, x):
+        return x, None  # the identity at inference
 
     def backward(self, dout):
         if self._mask is None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from scratchcnn import inference
+from scratchcnn.inference import InferencePlan
 from scratchcnn.kernels import get_backend
 from scratchcnn.layers import Dropout, Layer, MaxPool2D, Parameter, ReLU, _WeightedLayer
 from scratchcnn.losses import SoftmaxCrossEntropy, softmax
@@ -42,6 +45,10 @@ class MaxPoolReLU:
         out, argmax = get_backend().maxpool2d_forward(x, pool.pool_size, pool.stride, relu=True)
         self._cache = (argmax, x.shape, out) if training else None
         return out
+
+    def bind(self, x: np.ndarray):
+        pool = self.layers[0]
+        return get_backend().bind_maxpool2d_forward(x, pool.pool_size, pool.stride, relu=True)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         pool = self.layers[0]
@@ -93,6 +100,7 @@ class Sequential:
         self.metadata: dict = {}  # JSON-able notes saved with the model (e.g. training metrics)
         self.output_shape = self._build()
         self._plan, self._plan_key = fused_plan(self.layers), tuple(map(id, self.layers))
+        self._inference_plans: dict[tuple, InferencePlan] = {}  # the latest few, by thread, shape
 
     def _build(self) -> tuple[int, ...]:
         shape = self.input_shape
@@ -145,9 +153,24 @@ class Sequential:
         key = tuple(map(id, self.layers))
         if key != self._plan_key:  # follows any edit of self.layers
             self._plan, self._plan_key = fused_plan(self.layers), key
+            self._inference_plans.clear()
+        if not training and 0 < len(out) <= inference.MAX_BATCH:
+            return self._inference_plan(out.shape)(out)
         for layer in self._plan:
             out = layer.forward(out, training)
         return out
+
+    def _inference_plan(self, shape: tuple[int, ...]) -> InferencePlan:
+        """This thread's plan for batches of ``shape`` with the active kernels (made on first use;
+        the few most recently used are kept)."""
+        key = (threading.get_ident(), shape, get_backend())
+        plan = self._inference_plans.pop(key, None)
+        if plan is None:
+            plan = InferencePlan(self._plan, shape, self.dtype)
+            while len(self._inference_plans) >= inference.MAX_PLANS:
+                del self._inference_plans[next(iter(self._inference_plans))]
+        self._inference_plans[key] = plan  # last: the most recently used
+        return plan
 
     __call__ = forward
 

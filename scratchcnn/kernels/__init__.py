@@ -2,7 +2,9 @@
 
 Every backend module offers the same functions with the same numbers (``conv2d_forward``,
 ``conv2d_backward``, ``im2col``, ``col2im``, ``maxpool2d_forward``, ``maxpool2d_backward``,
-``relu_forward``, ``relu_backward``); layers call :func:`get_backend` and never ask which one runs.
+``relu_forward``, ``relu_backward``, and ``bind_conv2d_forward`` and ``bind_maxpool2d_forward``,
+the inference passes bound to fixed buffers that a model's inference plans run); layers call
+:func:`get_backend` and never ask which one runs.
 
 The choice comes from :func:`set_backend`, else the ``SCRATCHCNN_BACKEND`` environment variable,
 else ``"auto"``: Numba when it imports, NumPy otherwise (saying so once on stderr).

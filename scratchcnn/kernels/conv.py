@@ -88,9 +88,9 @@ def _block_columns(kept: np.ndarray | None, rows: int, pixels: int, n0: int, n1:
 
 
 def backend_functions(im2col_filler: Callable[..., Filler], col2im_filler: Callable[..., Filler]):
-    """The four convolution functions every backend exports — ``im2col``, ``col2im``,
-    ``conv2d_forward``, ``conv2d_backward`` — made from the backend's two fillers, so that the
-    backends share one signature and one implementation of each."""
+    """The convolution functions every backend exports — ``im2col``, ``col2im``,
+    ``conv2d_forward``, ``conv2d_backward``, ``bind_conv2d_forward`` — made from the backend's
+    two fillers, so that the backends share one signature and one implementation of each."""
 
     def im2col(
         x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], pads: tuple[int, int, int, int]
@@ -156,6 +156,45 @@ def backend_functions(im2col_filler: Callable[..., Filler], col2im_filler: Calla
         for_each_block(n, images_per_block(rows, f, pixels, x.dtype.itemsize), block)
         return nchw_of(out.reshape(f, n, oh, ow)), kept
 
+    def bind_conv2d_forward(
+        x: np.ndarray,
+        filters: int,
+        kh: int,
+        kw: int,
+        stride: tuple[int, int],
+        pads: tuple[int, int, int, int],
+    ) -> tuple[np.ndarray, Callable[[np.ndarray, np.ndarray | None], None]]:
+        """``conv2d_forward`` at inference, bound to fixed buffers (see ``Layer.bind``): return
+        (out (N, F, OH, OW), run); each ``run(weight, bias)`` convolves the current contents of
+        ``x`` into ``out``. Everything a call of ``conv2d_forward`` prepares is prepared here once;
+        the blocks are the same, computed one after the other on the caller: the same numbers."""
+        n, c, h, w = x.shape
+        oh = output_size(h, kh, stride[0], pads[0] + pads[1])
+        ow = output_size(w, kw, stride[1], pads[2] + pads[3])
+        pixels, rows = oh * ow, c * kh * kw + 1  # + the row of ones
+        per_block = min(n, images_per_block(rows, filters, pixels, x.dtype.itemsize))
+        out = np.empty((filters, n * pixels), x.dtype)
+        memory = np.empty(rows * per_block * pixels, x.dtype)  # one block's columns at a time
+        weight_and_bias = np.empty((filters, rows), x.dtype)
+        weights, biases = weight_and_bias[:, :-1], weight_and_bias[:, -1]
+        blocks = []  # (n0, n1, the block's columns, all but their row of ones, that row, its out)
+        for n0 in range(0, n, per_block):
+            n1 = min(n0 + per_block, n)
+            cols = memory[: rows * (n1 - n0) * pixels].reshape(rows, -1)
+            share = out[:, n0 * pixels : n1 * pixels]
+            blocks.append((n0, n1, cols, cols[:-1], cols[-1], share))
+
+        def run(weight: np.ndarray, bias: np.ndarray | None) -> None:
+            np.copyto(weights, weight.reshape(filters, -1))
+            np.copyto(biases, 0 if bias is None else bias)
+            fill = im2col_filler(x, kh, kw, stride, pads)  # reads x as it is now
+            for n0, n1, cols, image_rows, ones, share in blocks:
+                fill(n0, n1, image_rows)
+                ones.fill(1)
+                np.matmul(weight_and_bias, cols, out=share)
+
+        return nchw_of(out.reshape(filters, n, oh, ow)), run
+
     def conv2d_backward(
         dout: np.ndarray,
         saved: np.ndarray,
@@ -194,4 +233,4 @@ def backend_functions(im2col_filler: Callable[..., Filler], col2im_filler: Calla
         dbias = total[:, -1].astype(dout2d.dtype)
         return (nchw_of(dx) if need_dx else None), dweight, dbias
 
-    return im2col, col2im, conv2d_forward, conv2d_backward
+    return im2col, col2im, conv2d_forward, conv2d_backward, bind_conv2d_forward

@@ -21,6 +21,9 @@ for each dtype and cached on disk (``cache=True``), so a second process loads th
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import numpy as np
 from numba import njit
 from numba import uint64 as u64
@@ -33,6 +36,8 @@ NAME = "numba"
 
 __all__ = [
     "NAME",
+    "bind_conv2d_forward",
+    "bind_maxpool2d_forward",
     "col2im",
     "conv2d_backward",
     "conv2d_forward",
@@ -352,7 +357,7 @@ def _col2im_filler(dx, kh, kw, stride, pads) -> conv.Filler:
     return lambda n0, n1, cols: _col2im_block(n0, n1, cols.reshape(-1), dxf, *geometry)
 
 
-im2col, col2im, conv2d_forward, conv2d_backward = conv.backend_functions(
+im2col, col2im, conv2d_forward, conv2d_backward, bind_conv2d_forward = conv.backend_functions(
     _im2col_filler, _col2im_filler
 )
 
@@ -376,6 +381,25 @@ def maxpool2d_forward(
     flat_out, flat_arg = out.reshape(-1), argmax.reshape(-1)
     _run(_maxpool_forward_loops, x.size, c * n, _planes(x), flat_out, flat_arg, *args)
     return nchw_of(out), nchw_of(argmax)
+
+
+def bind_maxpool2d_forward(
+    x: np.ndarray, pool: tuple[int, int], stride: tuple[int, int], relu: bool = False
+) -> tuple[np.ndarray, Callable[[], None]]:
+    """``maxpool2d_forward`` at inference, bound to fixed buffers (see ``Layer.bind``): return
+    (out, run); each ``run()`` pools the current contents of ``x`` into ``out``, on the caller."""
+    n, c, h, w = x.shape
+    kh, kw = pool
+    oh = output_size(h, kh, stride[0], 0)
+    ow = output_size(w, kw, stride[1], 0)
+    out = np.empty((c, n, oh, ow), x.dtype)
+    argmax = np.empty((c, n, oh, ow), np.uint8)
+    args = (out.reshape(-1), argmax.reshape(-1), c, n, h, w, kh, kw, *stride, oh, ow, bool(relu))
+    if channel_major(x).flags.c_contiguous:  # read in place: bind everything once
+        run = partial(_maxpool_forward_loops, 0, c * n, _planes(x), *args)
+    else:
+        run = lambda: _maxpool_forward_loops(0, c * n, _planes(x), *args)  # noqa: E731
+    return nchw_of(out), run
 
 
 def maxpool2d_backward(

@@ -20,6 +20,8 @@ iteration a strided array operation over a whole block of images (about 1 MB of 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -85,7 +87,7 @@ def _col2im_filler(dx, kh, kw, stride, pads) -> conv.Filler:
     return fold
 
 
-im2col, col2im, conv2d_forward, conv2d_backward = conv.backend_functions(
+im2col, col2im, conv2d_forward, conv2d_backward, bind_conv2d_forward = conv.backend_functions(
     _im2col_filler, _col2im_filler
 )
 
@@ -132,6 +134,18 @@ def maxpool2d_forward(
     if relu:
         np.maximum(out, 0, out=out)
     return out, argmax
+
+
+def bind_maxpool2d_forward(
+    x: np.ndarray, pool: tuple[int, int], stride: tuple[int, int], relu: bool = False
+) -> tuple[np.ndarray, Callable[[], None]]:
+    """``maxpool2d_forward`` at inference, bound to fixed buffers (see ``Layer.bind``): return
+    (out, run); each ``run()`` pools the current contents of ``x`` into ``out``."""
+    kh, kw = pool
+    oh = output_size(x.shape[2], kh, stride[0], 0)
+    ow = output_size(x.shape[3], kw, stride[1], 0)
+    out = np.empty((x.shape[0], x.shape[1], oh, ow), x.dtype)
+    return out, lambda: np.copyto(out, maxpool2d_forward(x, pool, stride, relu)[0])
 
 
 def maxpool2d_backward(
