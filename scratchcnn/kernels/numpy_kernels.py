@@ -139,13 +139,23 @@ def maxpool2d_forward(
 def bind_maxpool2d_forward(
     x: np.ndarray, pool: tuple[int, int], stride: tuple[int, int], relu: bool = False
 ) -> tuple[np.ndarray, Callable[[], None]]:
-    """``maxpool2d_forward`` at inference, bound to fixed buffers (see ``Layer.bind``): return
-    (out, run); each ``run()`` pools the current contents of ``x`` into ``out``."""
+    """``maxpool2d_forward``'s output at inference, bound to fixed buffers (see ``Layer.bind``):
+    return (out, run); each ``run()`` pools the current contents of ``x`` into ``out``. No argmax
+    (nothing will go backward): one maximum per window offset."""
     kh, kw = pool
     oh = output_size(x.shape[2], kh, stride[0], 0)
     ow = output_size(x.shape[3], kw, stride[1], 0)
-    out = np.empty((x.shape[0], x.shape[1], oh, ow), x.dtype)
-    return out, lambda: np.copyto(out, maxpool2d_forward(x, pool, stride, relu)[0])
+    views = _window_views(x, pool, stride, oh, ow)
+    out = np.empty_like(views[0])  # x's memory order
+
+    def run() -> None:
+        np.copyto(out, views[0])
+        for view in views[1:]:
+            np.maximum(out, view, out=out)
+        if relu:
+            np.maximum(out, 0, out=out)
+
+    return out, run
 
 
 def maxpool2d_backward(
