@@ -93,6 +93,8 @@ def test_plan_reads_the_current_input_and_weights_and_keeps_no_result(rng):
 
 @pytest.mark.usefixtures("backend")
 def test_a_layer_without_its_own_bind_is_run_through_forward(rng):
+    """Its output (NCHW, not channel-major) is read by the kernels after it anew at every call."""
+
     class Doubler(sc.layers.Layer):
         def forward(self, x, training=False):
             return 2 * x
@@ -101,12 +103,21 @@ def test_a_layer_without_its_own_bind_is_run_through_forward(rng):
             return 2 * dout
 
     model = sc.Sequential(
-        [sc.Conv2D(2, 3), Doubler(), sc.MaxPool2D(2), sc.Flatten(), sc.Dense(3)],
+        [
+            sc.Conv2D(2, 3),
+            Doubler(),
+            sc.Conv2D(3, 2),
+            Doubler(),
+            sc.MaxPool2D(2),
+            sc.Flatten(),
+            sc.Dense(3),
+        ],
         input_shape=(1, 9, 9),
         seed=0,
     )
-    x = rng.standard_normal((3, 1, 9, 9)).astype(np.float32)
-    np.testing.assert_array_equal(model.forward(x), through_layers(model, x))
+    for _ in range(2):
+        x = rng.standard_normal((3, 1, 9, 9)).astype(np.float32)
+        np.testing.assert_array_equal(model.forward(x), through_layers(model, x))
 
 
 @pytest.mark.usefixtures("backend")

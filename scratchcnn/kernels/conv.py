@@ -87,10 +87,16 @@ def _block_columns(kept: np.ndarray | None, rows: int, pixels: int, n0: int, n1:
     return kept[rows * n0 * pixels : rows * n1 * pixels].reshape(rows, (n1 - n0) * pixels)
 
 
-def backend_functions(im2col_filler: Callable[..., Filler], col2im_filler: Callable[..., Filler]):
+def backend_functions(
+    im2col_filler: Callable[..., Filler],
+    col2im_filler: Callable[..., Filler],
+    im2col_bound: Callable[..., Callable[[], None]],
+):
     """The convolution functions every backend exports — ``im2col``, ``col2im``,
     ``conv2d_forward``, ``conv2d_backward``, ``bind_conv2d_forward`` — made from the backend's
-    two fillers, so that the backends share one signature and one implementation of each."""
+    two fillers and its bound im2col (``im2col_bound(x, kh, kw, stride, pads, n0, n1, cols)``:
+    a call with no arguments that fills ``cols`` from what ``x`` holds at that moment), so that
+    the backends share one signature and one implementation of each."""
 
     def im2col(
         x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], pads: tuple[int, int, int, int]
@@ -177,19 +183,18 @@ def backend_functions(im2col_filler: Callable[..., Filler], col2im_filler: Calla
         memory = np.empty(rows * per_block * pixels, x.dtype)  # one block's columns at a time
         weight_and_bias = np.empty((filters, rows), x.dtype)
         weights, biases = weight_and_bias[:, :-1], weight_and_bias[:, -1]
-        blocks = []  # (n0, n1, the block's columns, all but their row of ones, that row, its out)
+        blocks = []  # (fill the block's columns, their row of ones, the columns, their output)
         for n0 in range(0, n, per_block):
             n1 = min(n0 + per_block, n)
             cols = memory[: rows * (n1 - n0) * pixels].reshape(rows, -1)
-            share = out[:, n0 * pixels : n1 * pixels]
-            blocks.append((n0, n1, cols, cols[:-1], cols[-1], share))
+            fill = im2col_bound(x, kh, kw, stride, pads, n0, n1, cols[:-1])
+            blocks.append((fill, cols[-1], cols, out[:, n0 * pixels : n1 * pixels]))
 
         def run(weight: np.ndarray, bias: np.ndarray | None) -> None:
             np.copyto(weights, weight.reshape(filters, -1))
             np.copyto(biases, 0 if bias is None else bias)
-            fill = im2col_filler(x, kh, kw, stride, pads)  # reads x as it is now
-            for n0, n1, cols, image_rows, ones, share in blocks:
-                fill(n0, n1, image_rows)
+            for fill, ones, cols, share in blocks:
+                fill()
                 ones.fill(1)
                 np.matmul(weight_and_bias, cols, out=share)
 

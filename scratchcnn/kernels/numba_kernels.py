@@ -371,19 +371,32 @@ def _planes(x: np.ndarray) -> np.ndarray:
     return xc.reshape(-1)
 
 
-def _im2col_filler(x, kh, kw, stride, pads) -> conv.Filler:
-    """Fills the columns of images [n0, n1) of ``x`` (N, C, H, W) into a block's ``cols``;
-    padding is read as zeros without building a padded copy."""
+def _im2col_kernel(x, kh, kw, stride, pads) -> tuple[Callable, np.ndarray, tuple]:
+    """The compiled im2col loop for ``x`` (N, C, H, W) and its arguments: call it as
+    ``kernel(n0, n1, xf, flat_cols, *args)``. Padding is read as zeros, without a padded copy."""
     n, c, h, w = x.shape
     top, bottom, left, right = pads
     oh = output_size(h, kh, stride[0], top + bottom)
     ow = output_size(w, kw, stride[1], left + right)
-    xf = _planes(x)
     if tuple(stride) == (1, 1) and not any(pads):
-        plain = (c, n, h, w, kh, kw, oh, ow)
-        return lambda n0, n1, cols: _im2col_block_unpadded(n0, n1, xf, cols.reshape(-1), *plain)
+        return _im2col_block_unpadded, _planes(x), (c, n, h, w, kh, kw, oh, ow)
     geometry = (n, h, w, c * kh * kw, kh, kw, *stride, top, left, oh, ow)
-    return lambda n0, n1, cols: _im2col_block(n0, n1, xf, cols.reshape(-1), *geometry)
+    return _im2col_block, _planes(x), geometry
+
+
+def _im2col_filler(x, kh, kw, stride, pads) -> conv.Filler:
+    """Fills the columns of images [n0, n1) of ``x`` (N, C, H, W) into a block's ``cols``."""
+    kernel, xf, args = _im2col_kernel(x, kh, kw, stride, pads)
+    return lambda n0, n1, cols: kernel(n0, n1, xf, cols.reshape(-1), *args)
+
+
+def _im2col_bound(x, kh, kw, stride, pads, n0, n1, cols) -> Callable[[], None]:
+    """Fills the columns of images [n0, n1) of ``x`` into ``cols`` from what ``x`` holds at each
+    call: the compiled loop itself with its arguments bound, when it reads ``x`` in place."""
+    if not channel_major(x).flags.c_contiguous:  # _planes copies x: copy it at each call
+        return lambda: _im2col_filler(x, kh, kw, stride, pads)(n0, n1, cols)
+    kernel, xf, args = _im2col_kernel(x, kh, kw, stride, pads)
+    return partial(kernel, n0, n1, xf, cols.reshape(-1), *args)
 
 
 def _col2im_filler(dx, kh, kw, stride, pads) -> conv.Filler:
@@ -398,7 +411,7 @@ def _col2im_filler(dx, kh, kw, stride, pads) -> conv.Filler:
 
 
 im2col, col2im, conv2d_forward, conv2d_backward, bind_conv2d_forward = conv.backend_functions(
-    _im2col_filler, _col2im_filler
+    _im2col_filler, _col2im_filler, _im2col_bound
 )
 
 

@@ -21,6 +21,7 @@ iteration a strided array operation over a whole block of images (about 1 MB of 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -61,6 +62,14 @@ def _im2col_filler(x, kh, kw, stride, pads) -> conv.Filler:
     return fill
 
 
+def _im2col_bound(x, kh, kw, stride, pads, n0, n1, cols) -> Callable[[], None]:
+    """Fills the columns of images [n0, n1) of ``x`` into ``cols`` from what ``x`` holds at each
+    call (with padding, the padded copy is made at each call)."""
+    if any(pads):
+        return lambda: _im2col_filler(x, kh, kw, stride, pads)(n0, n1, cols)
+    return partial(_im2col_filler(x, kh, kw, stride, pads), n0, n1, cols)
+
+
 def _col2im_filler(dx, kh, kw, stride, pads) -> conv.Filler:
     """Folds a block's column gradients ``cols`` of images [n0, n1) into the channel-major ``dx``
     (C, N, H, W): one strided ``+=`` per kernel offset (KH*KW of them) instead of the per-element
@@ -88,7 +97,7 @@ def _col2im_filler(dx, kh, kw, stride, pads) -> conv.Filler:
 
 
 im2col, col2im, conv2d_forward, conv2d_backward, bind_conv2d_forward = conv.backend_functions(
-    _im2col_filler, _col2im_filler
+    _im2col_filler, _col2im_filler, _im2col_bound
 )
 
 
