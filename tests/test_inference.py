@@ -162,3 +162,40 @@ def test_training_and_large_batches_go_through_the_layers(monkeypatch, rng):
     x = rng.random((inference.MAX_BATCH + 1, 1, 28, 28), dtype=np.float32)
     assert model.forward(x).shape == (len(x), 10)
     assert model.forward(x[:1], training=True).shape == (1, 10)
+
+
+@pytest.mark.parametrize("pool, stride", [((2, 2), (2, 2)), ((3, 3), (1, 1)), ((2, 3), (3, 2))])
+@pytest.mark.parametrize("shape", [(1, 3, 7, 9), (7, 1, 12, 11)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_bound_pooling_equals_the_kernel(backend, pool, stride, shape, relu, rng):
+    kernels = sc.kernels.get_backend()
+    x = np.empty(shape, np.float32)
+    out, run = kernels.bind_maxpool2d_forward(x, pool, stride, relu)
+    for _ in range(2):  # the same buffers, new contents
+        x[...] = np.round(rng.standard_normal(shape) * 2)  # ties and all-negative windows
+        run()
+        expected, _ = kernels.maxpool2d_forward(x, pool, stride, relu)
+        np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, pads",
+    [
+        ((3, 3), (1, 1), (0, 0, 0, 0)),
+        ((3, 2), (2, 1), (1, 2, 0, 1)),
+        ((1, 1), (2, 2), (0, 0, 0, 0)),
+    ],
+)
+@pytest.mark.parametrize("shape", [(1, 3, 9, 8), (7, 2, 6, 11)])
+def test_bound_convolution_equals_the_kernel(backend, kernel, stride, pads, shape, rng):
+    kernels = sc.kernels.get_backend()
+    weight = rng.standard_normal((5, shape[1], *kernel)).astype(np.float32)
+    bias = rng.standard_normal(5).astype(np.float32)
+    x = np.empty(shape, np.float32)
+    out, run = kernels.bind_conv2d_forward(x, 5, *kernel, stride, pads)
+    for b in (bias, None):
+        x[...] = rng.standard_normal(shape)
+        run(weight, b)
+        expected, saved = kernels.conv2d_forward(x, weight, b, stride, pads, training=False)
+        assert saved is None
+        np.testing.assert_array_equal(out, expected)
