@@ -25,7 +25,7 @@ from collections.abc import Callable
 from functools import partial
 
 import numpy as np
-from numba import njit
+from numba import njit, uint8
 from numba import uint64 as u64
 
 from scratchcnn.kernels import buffers, conv, team
@@ -130,71 +130,66 @@ def _col2im_plane(c, n, src0, stride, cols, dxf, n_, h, w, kh, kw, sh, sw, top, 
                         dxf[d + t * step] += cols[s + t]
 
 
+@njit(inline="always", **_jit)
+def _pool2x2_plane(src, dst, xf, out, argmax, w, oh, ow, relu, keep_argmax):
+    # 2x2 windows, stride 2, of the plane at xf[src:], results at out[dst:] (and argmax[dst:]),
+    # without a branch: numba's max(a, b) is b if b > a else a, so the maximum is the first one
+    # in row-major order, and its index is that of the first input equal to it, computed as
+    # (a != m) * (1 + (b != m) * (1 + (c != m))). LLVM vectorizes it (the argmax twice as fast as
+    # with if/else; without it, 3x). The ReLU is max(., 0), NaN kept, as np.maximum does; a window
+    # holding NaN gets some index, as in no framework a gradient means anything there.
+    zero = np.float32(0)
+    one, two, below = u64(1), u64(2), u64(w)
+    for y in range(u64(oh)):
+        row = src + two * y * below
+        o = dst + y * u64(ow)
+        for x in range(u64(ow)):
+            p = row + two * x
+            a, b = xf[p], xf[p + one]
+            c, d = xf[p + below], xf[p + below + one]
+            m = max(max(a, b), max(c, d))
+            out[o + x] = max(m, zero) if relu else m
+            if keep_argmax:
+                first = uint8(a != m) * (uint8(1) + uint8(b != m) * (uint8(1) + uint8(c != m)))
+                argmax[o + x] = first
+
+
 @njit(**_jit)
 def _maxpool_forward_task(task, xf, out, argmax, c_, n_, h, w, kh, kw, sh, sw, oh, ow, relu):
     # per (c, n) plane: each window's first maximum (strict >) and its index i*KW + j; then, if
     # ``relu``, max(maximum, 0) (NaN kept, like np.maximum) while the row is in cache
     src = task * h * w
     dst = task * oh * ow
+    if kh == 2 and kw == 2 and sh == 2 and sw == 2:  # the common case
+        _pool2x2_plane(u64(src), u64(dst), xf, out, argmax, w, oh, ow, relu, True)
+        return
     for y in range(oh):
         row = u64(src + y * sh * w)
         o = u64(dst + y * ow)
-        if kh == 2 and kw == 2 and sw == 2:  # the common case, unrolled so it vectorizes
-            one, two, below = u64(1), u64(2), u64(w)
-            for x in range(u64(ow)):
-                p = row + two * x
-                best = xf[p]
-                arg = 0
-                v = xf[p + one]
+        for x in range(u64(ow)):
+            p = row + x * u64(sw)
+            best = xf[p]
+            arg = 0
+            for k in range(1, kh * kw):
+                v = xf[p + u64((k // kw) * w + k % kw)]
                 if v > best:
                     best = v
-                    arg = 1
-                v = xf[p + below]
-                if v > best:
-                    best = v
-                    arg = 2
-                v = xf[p + below + one]
-                if v > best:
-                    best = v
-                    arg = 3
-                out[o + x] = best
-                argmax[o + x] = arg
-        else:
-            for x in range(u64(ow)):
-                p = row + x * u64(sw)
-                best = xf[p]
-                arg = 0
-                for k in range(1, kh * kw):
-                    v = xf[p + u64((k // kw) * w + k % kw)]
-                    if v > best:
-                        best = v
-                        arg = k
-                out[o + x] = best
-                argmax[o + x] = arg
+                    arg = k
+            out[o + x] = best
+            argmax[o + x] = arg
         if relu:
             _relu_row(out, o, ow)
 
 
 @njit(**_jit)
 def _maxpool_values_task(task, xf, out, h, w, kh, kw, sh, sw, oh, ow, relu):
-    # per (c, n) plane: each window's maximum alone, for inference. Without an argmax to keep, the
-    # 2x2 loop is four loads and three max, which LLVM vectorizes (3x faster, measured). numba's
-    # max(a, b) is b if b > a else a: the first maximum, as in _maxpool_forward_task; the ReLU is
-    # max(., 0), NaN kept, as np.maximum does.
+    # per (c, n) plane: each window's maximum alone, for inference: without the argmax, the 2x2
+    # loop is four loads and three max (3x faster than with it, measured)
     src = u64(task * h * w)
     dst = u64(task * oh * ow)
     zero = np.float32(0)
     if kh == 2 and kw == 2 and sh == 2 and sw == 2:
-        one, two, below = u64(1), u64(2), u64(w)
-        for y in range(u64(oh)):
-            row = src + two * y * below
-            o = dst + y * u64(ow)
-            for x in range(u64(ow)):
-                p = row + two * x
-                best = max(max(xf[p], xf[p + one]), max(xf[p + below], xf[p + below + one]))
-                if relu:
-                    best = max(best, zero)
-                out[o + x] = best
+        _pool2x2_plane(src, dst, xf, out, out, w, oh, ow, relu, False)  # (no argmax array)
         return
     for y in range(oh):
         row = src + u64(y * sh * w)
