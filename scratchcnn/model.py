@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from scratchcnn import inference
-from scratchcnn.inference import InferencePlan
 from scratchcnn.kernels import get_backend
 from scratchcnn.layers import Dropout, Layer, MaxPool2D, Parameter, ReLU, _WeightedLayer
 from scratchcnn.losses import SoftmaxCrossEntropy, softmax
@@ -100,7 +99,8 @@ class Sequential:
         self.metadata: dict = {}  # JSON-able notes saved with the model (e.g. training metrics)
         self.output_shape = self._build()
         self._plan, self._plan_key = fused_plan(self.layers), tuple(map(id, self.layers))
-        self._inference_plans: dict[tuple, InferencePlan] = {}  # the latest few, by thread, shape
+        # the most recently used inference plans, by (thread, input shape, kernels)
+        self._inference_plans: dict[tuple, inference.InferencePlan] = {}
 
     def _build(self) -> tuple[int, ...]:
         shape = self.input_shape
@@ -160,13 +160,13 @@ class Sequential:
             out = layer.forward(out, training)
         return out
 
-    def _inference_plan(self, shape: tuple[int, ...]) -> InferencePlan:
+    def _inference_plan(self, shape: tuple[int, ...]) -> inference.InferencePlan:
         """This thread's plan for batches of ``shape`` with the active kernels (made on first use;
         the few most recently used are kept)."""
         key = (threading.get_ident(), shape, get_backend())
         plan = self._inference_plans.pop(key, None)
         if plan is None:
-            plan = InferencePlan(self._plan, shape, self.dtype)
+            plan = inference.InferencePlan(self._plan, shape, self.dtype)
             while len(self._inference_plans) >= inference.MAX_PLANS:
                 del self._inference_plans[next(iter(self._inference_plans))]
         self._inference_plans[key] = plan  # last: the most recently used
