@@ -5,8 +5,9 @@ kernel's arguments and dispatches through Python: measured on the Keras example,
 arithmetic is less than half of a 0.2 ms call. A plan does that preparation once per input shape:
 each step of the model (:func:`scratchcnn.model.fused_plan`) is bound to the buffer holding its
 input (``Layer.bind``), and a call copies the batch in, runs the bound kernels one after the other
-and copies the result out. The kernels and their blocks of images are the ones the layers run,
-so a plan gives the same numbers, bit for bit.
+and copies the result out. The convolutions' blocks of images and products are the ones the
+layers run, and pooling takes the same maxima (without their positions, which only a backward pass
+needs), so a plan gives the same numbers, bit for bit.
 
 A plan keeps its buffers between calls, so one plan must not run on two threads at once: a
 :class:`~scratchcnn.model.Sequential` keeps one per thread and input shape.
