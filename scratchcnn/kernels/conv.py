@@ -87,6 +87,15 @@ def _block_columns(kept: np.ndarray | None, rows: int, pixels: int, n0: int, n1:
     return kept[rows * n0 * pixels : rows * n1 * pixels].reshape(rows, (n1 - n0) * pixels)
 
 
+def _weight_and_bias(out: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """``out`` (F, C*KH*KW + 1) filled with ``weight`` (F, C, KH, KW) as rows and the bias (0
+    without one) as the last column: the matrix that multiplies a block's columns and their row of
+    ones."""
+    out[:, :-1] = weight.reshape(len(weight), -1)
+    out[:, -1] = 0 if bias is None else bias
+    return out
+
+
 def backend_functions(
     im2col_filler: Callable[..., Filler],
     col2im_filler: Callable[..., Filler],
@@ -149,9 +158,7 @@ def backend_functions(
         out = buffers.empty((f, n * pixels), x.dtype)
         kept = buffers.empty((rows * n * pixels,), x.dtype) if training else None
         fill = im2col_filler(x, kh, kw, stride, pads)
-        weight_and_bias = np.empty((f, rows), x.dtype)
-        weight_and_bias[:, :-1] = weight.reshape(f, -1)
-        weight_and_bias[:, -1] = 0 if bias is None else bias
+        weight_and_bias = _weight_and_bias(np.empty((f, rows), x.dtype), weight, bias)
 
         def block(n0: int, n1: int) -> None:
             cols = _block_columns(kept, rows, pixels, n0, n1, x.dtype)
@@ -182,7 +189,6 @@ def backend_functions(
         out = np.empty((filters, n * pixels), x.dtype)
         memory = np.empty(rows * per_block * pixels, x.dtype)  # one block's columns at a time
         weight_and_bias = np.empty((filters, rows), x.dtype)
-        weights, biases = weight_and_bias[:, :-1], weight_and_bias[:, -1]
         blocks = []  # (fill the block's columns, their row of ones, the columns, their output)
         for n0 in range(0, n, per_block):
             n1 = min(n0 + per_block, n)
@@ -191,8 +197,7 @@ def backend_functions(
             blocks.append((fill, cols[-1], cols, out[:, n0 * pixels : n1 * pixels]))
 
         def run(weight: np.ndarray, bias: np.ndarray | None) -> None:
-            np.copyto(weights, weight.reshape(filters, -1))
-            np.copyto(biases, 0 if bias is None else bias)
+            _weight_and_bias(weight_and_bias, weight, bias)
             for fill, ones, cols, share in blocks:
                 fill()
                 ones.fill(1)
