@@ -65,7 +65,7 @@ class ScratchSystem:
             self.info.update(numba=numba.__version__, numba_threads=numba.get_num_threads())
 
     def initial_weights(self) -> list[np.ndarray]:
-        from scratchcnn.interop import to_keras_weights
+        from scratchcnn.nn.interop import to_keras_weights
 
         return to_keras_weights(self.model)
 
@@ -123,7 +123,7 @@ class KerasSystem:
         keras.utils.set_random_seed(args.seed)
         self.model = kr.build_keras_model(args.arch, seed=args.seed)
         template = sc.build_model(args.arch, seed=args.seed)  # same start as scratchcnn's
-        from scratchcnn.interop import to_keras_weights
+        from scratchcnn.nn.interop import to_keras_weights
 
         self.model.set_weights(to_keras_weights(template))
         kr.compile_like(self.model, lr=args.lr, momentum=args.momentum)

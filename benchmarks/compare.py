@@ -32,7 +32,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]  # this checkout's scratchcnn, then
 import compare_report  # noqa: E402
 import mnist_data  # noqa: E402
 
-from scratchcnn.architectures import ARCHITECTURES  # noqa: E402
+from scratchcnn.nn.architectures import ARCHITECTURES  # noqa: E402
 
 SYSTEMS = ("numpy", "numba", "keras")
 REFERENCE = "keras"

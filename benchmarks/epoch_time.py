@@ -26,7 +26,6 @@ environment variable ``SCRATCHCNN_SRC`` (to measure an older version with the sa
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import platform
@@ -42,9 +41,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, os.environ.get("SCRATCHCNN_SRC", str(REPO_ROOT)))
 sys.path.insert(1, str(REPO_ROOT / "benchmarks"))  # our helpers
 
+import mnist_data  # noqa: E402
 from process_memory import peak_rss_mb  # noqa: E402
 
-SHARED_MNIST = REPO_ROOT.parent / "shared" / "data" / "mnist"
 BATCH = 128
 
 
@@ -53,23 +52,21 @@ def load_train(images: int, as_uint8: bool = False) -> tuple[np.ndarray, np.ndar
     """The first ``images`` MNIST training images as float32 (N, 1, 28, 28) in [0, 1] (or the raw
     uint8 (N, 28, 28) pixels), int64 labels, and where they came from (random pixels when the IDX
     files are absent: speed is the same)."""
-    path = SHARED_MNIST / "train-images-idx3-ubyte.gz"
-    if path.exists():
-        with gzip.open(path, "rb") as f:
-            pixels = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)[:images]
-        with gzip.open(SHARED_MNIST / "train-labels-idx1-ubyte.gz", "rb") as f:
-            labels = np.frombuffer(f.read(), np.uint8, offset=8)[:images]
-        source = str(SHARED_MNIST)
-    else:
+    from scratchcnn.data import MissingDataError, load_mnist, to_float_images
+
+    data_dir = mnist_data.default_data_dir()
+    try:
+        (pixels, labels), _ = load_mnist(data_dir, download=False, progress=False)
+        pixels, labels = pixels[:images], labels[:images]
+        source = str(data_dir or "scratchcnn.data.load_mnist")
+    except MissingDataError:
         rng = np.random.default_rng(0)
         pixels = rng.integers(0, 256, (images, 28, 28), dtype=np.uint8)
         labels = rng.integers(0, 10, images).astype(np.uint8)
         source = "random pixels (MNIST not found)"
     if as_uint8:
         return pixels.copy(), labels.astype(np.int64), source
-    x = pixels.astype(np.float32)[:, None]
-    x /= np.float32(255.0)  # in place: no second copy of the whole set
-    return x, labels.astype(np.int64), source
+    return to_float_images(pixels), labels.astype(np.int64), source
 
 
 def machine() -> dict:
@@ -185,12 +182,12 @@ class _Clock:
 def profile(config: str, x: np.ndarray, y: np.ndarray, batches: int) -> dict:
     """Median ms per batch (wall and CPU) of each layer's forward and backward pass, in the order
     the model runs them, and of the loss, the SGD step and the whole step."""
-    import scratchcnn.model
-    from scratchcnn.losses import SoftmaxCrossEntropy
+    from scratchcnn.nn.fusion import fused_plan
+    from scratchcnn.nn.losses import SoftmaxCrossEntropy
 
     model, optimizer = new_model(config)
     loss = SoftmaxCrossEntropy()
-    plan = getattr(scratchcnn.model, "fused_plan", list)(model.layers)  # the steps the model runs
+    plan = fused_plan(model.layers)  # the steps the model runs
     names = [
         "+".join(f"{model.layers.index(part)}:{type(part).__name__}" for part in parts)
         for parts in (getattr(step, "layers", (step,)) for step in plan)
@@ -304,7 +301,7 @@ def child_memory(config: str, images: int, data: str) -> dict:
 def child_cli(config: str, images: int) -> dict:
     """Run the train CLI for one epoch on ``images`` training images (the whole set is loaded, as
     always, augmentation and validation on) in this process; report its peak memory in MB."""
-    from scratchcnn.train import main as train
+    from scratchcnn.training.train import main as train
 
     backend, threads = config.split("/")
     os.environ["SCRATCHCNN_THREADS"] = threads
@@ -314,8 +311,8 @@ def child_cli(config: str, images: int) -> dict:
             "--train-size", str(images), "--val-size", "0.1", "--backend", backend, "--no-progress",
             "--output", str(Path(tmp) / "model.npz"), "--checkpoint", str(Path(tmp) / "ckpt.npz"),
         ]  # fmt: skip
-        if SHARED_MNIST.exists():
-            argv += ["--data-dir", str(SHARED_MNIST), "--no-download"]
+        if mnist_data.default_data_dir() is not None:
+            argv += ["--data-dir", str(mnist_data.default_data_dir()), "--no-download"]
         with open(os.devnull, "w") as quiet:
             stdout, sys.stdout = sys.stdout, quiet
             try:

@@ -33,7 +33,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import scratchcnn as sc  # noqa: E402
-from scratchcnn.interop import from_keras_weights, to_keras_weights  # noqa: E402
+from scratchcnn.nn.interop import from_keras_weights, to_keras_weights  # noqa: E402
 
 
 def configure_threads(threads: int | None = None) -> int:

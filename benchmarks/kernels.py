@@ -31,7 +31,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import scratchcnn as sc  # noqa: E402
-from scratchcnn.kernels import BACKENDS, get_backend, set_backend  # noqa: E402
+from scratchcnn.nn.fusion import execution_order  # noqa: E402
+from scratchcnn.nn.kernels import BACKENDS, conv, pool, set_backend  # noqa: E402
 
 F32 = 4  # bytes
 
@@ -76,7 +77,7 @@ def layer_shapes(arch: str, batch: int) -> list[tuple[int, sc.Layer, tuple]]:
     """(index, layer, batch input shape) for every layer of ``arch`` on a batch of ``batch``, in
     the order the model runs them (a ReLU before a MaxPool2D may run after it, on less data)."""
     model = sc.build_model(arch, seed=0)
-    plan = getattr(sc.model, "execution_order", list)(model.layers)
+    plan = execution_order(model.layers)
     index = {id(layer): i for i, layer in enumerate(model.layers)}
     rows, shape = [], model.input_shape
     for layer in plan:
@@ -103,12 +104,12 @@ def kernel_cases(arch: str, batch: int, rng) -> list[dict]:
             need_dx = i > 0
 
             def forward(x=x, w=w, b=b, layer=layer):
-                return get_backend().conv2d_forward(x, w, b, layer.stride, layer.pads, True)
+                return conv.conv2d_forward(x, w, b, layer.stride, layer.pads, True)
 
             cols = forward()[1]  # what the backward pass gets from the forward
 
             def backward(dout=dout, cols=cols, x=x, w=w, layer=layer, need_dx=need_dx):
-                return get_backend().conv2d_backward(
+                return conv.conv2d_backward(
                     dout, cols, x.shape, w, layer.stride, layer.pads, need_dx
                 )
 
@@ -125,14 +126,12 @@ def kernel_cases(arch: str, batch: int, rng) -> list[dict]:
             dout = rng.standard_normal(out_shape, dtype=np.float32)
 
             def pool_forward(x=x, layer=layer):
-                return get_backend().maxpool2d_forward(x, layer.pool_size, layer.stride)
+                return pool.maxpool2d_forward(x, layer.pool_size, layer.stride, training=True)
 
             argmax = pool_forward()[1]
 
             def pool_backward(dout=dout, argmax=argmax, x=x, layer=layer):
-                return get_backend().maxpool2d_backward(
-                    dout, argmax, x.shape, layer.pool_size, layer.stride
-                )
+                return pool.maxpool2d_backward(dout, argmax, x.shape, layer.pool_size, layer.stride)
 
             cases.append(dict(layer=tag, kernel="maxpool2d_forward", shape=str(shape),
                               flops=n_out * (window - 1), bytes=F32 * (x.size + n_out) + n_out,
@@ -146,10 +145,10 @@ def kernel_cases(arch: str, batch: int, rng) -> list[dict]:
             dout = rng.standard_normal(shape, dtype=np.float32)
             cases.append(dict(layer=tag, kernel="relu_forward", shape=str(shape), flops=x.size,
                               bytes=2 * F32 * x.size,
-                              fn=lambda x=x: get_backend().relu_forward(x)))  # fmt: skip
+                              fn=lambda x=x: pool.relu_forward(x)))  # fmt: skip
             cases.append(dict(layer=tag, kernel="relu_backward", shape=str(shape), flops=x.size,
                               bytes=3 * F32 * x.size,
-                              fn=lambda d=dout, o=out: get_backend().relu_backward(d, o)))  # fmt: skip
+                              fn=lambda d=dout, o=out: pool.relu_backward(d, o)))  # fmt: skip
         elif isinstance(layer, sc.Dense):
             x = rng.random(shape, dtype=np.float32)
             d, u = layer.params["weight"].data.shape

@@ -59,14 +59,14 @@ def parse_args(argv=None):
 def run(args) -> dict:
     import scratchcnn as sc
     from scratchcnn.cli import CLIError
-    from scratchcnn.synthetic import FrameRenderer, mnist_test_digits
-    from scratchcnn.vision import DigitReader
+    from scratchcnn.reader.synthetic import FrameRenderer, mnist_test_digits
+    from scratchcnn.reader.vision import DigitReader
 
     if args.frames < 200:
         raise CLIError("--frames must be at least 200 (medians over fewer frames are noise)")
     backend = sc.set_backend(args.backend)
     if args.model is not None:
-        from scratchcnn.predict import load_reader_model
+        from scratchcnn.reader.predict import load_reader_model
 
         model, model_name = load_reader_model(args.model), str(args.model)
     else:

@@ -27,10 +27,10 @@ if (_REPO / "scratchcnn" / "__init__.py").exists():  # run from a checkout: use 
 
 import cv2  # noqa: E402
 
-from scratchcnn.annotate import debug_view, draw_detections, window_problem  # noqa: E402
 from scratchcnn.cli import CLIError, run_cli  # noqa: E402
-from scratchcnn.predict import add_reader_arguments, detections_json, make_reader  # noqa: E402
-from scratchcnn.sources import open_camera, open_image, open_video, quiet_opencv  # noqa: E402
+from scratchcnn.reader.annotate import debug_view, draw_detections, window_problem  # noqa: E402
+from scratchcnn.reader.predict import add_reader_arguments, detections_json, make_reader  # noqa: E402
+from scratchcnn.reader.sources import open_camera, open_image, open_video, quiet_opencv  # noqa: E402
 
 PROG = "webcam.py"
 WINDOW = "scratchcnn: handwritten digits (d debug, space pause, s snapshot, q quit)"

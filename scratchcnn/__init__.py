@@ -1,17 +1,22 @@
 """scratchcnn: a convolutional neural network written from scratch in NumPy, with optional Numba
 kernels, that learns handwritten digits from MNIST and reads them from a camera.
 
+The package is laid out by who uses it: ``scratchcnn.nn`` (the network library: layers, model,
+the plain math in ``nn.functional`` and its fast twins in ``nn.kernels``), ``scratchcnn.data``
+(IDX files and datasets), ``scratchcnn.training`` (training on MNIST, its commands) and
+``scratchcnn.reader`` (reading digits from frames, its commands). This module is the public face.
+
 Arrays are float32 and NCHW (batch, channels, height, width) unless a docstring says otherwise.
 """
 
-from scratchcnn.architectures import ARCHITECTURES, build_model
 from scratchcnn.data import load_mnist, to_float_images
-from scratchcnn.io import ModelFileError, load_model, save_model
-from scratchcnn.kernels import backend_name, set_backend, set_threads
-from scratchcnn.layers import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, Parameter, ReLU
-from scratchcnn.losses import SoftmaxCrossEntropy, log_softmax, softmax
-from scratchcnn.model import Sequential
-from scratchcnn.optim import SGD, ConstantSchedule, CosineSchedule, StepSchedule
+from scratchcnn.nn.architectures import ARCHITECTURES, build_model
+from scratchcnn.nn.kernels import backend_name, limit_threads, set_backend, set_threads
+from scratchcnn.nn.layers import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, Parameter, ReLU
+from scratchcnn.nn.losses import SoftmaxCrossEntropy, log_softmax, softmax
+from scratchcnn.nn.model import Sequential
+from scratchcnn.nn.optim import SGD, ConstantSchedule, CosineSchedule, StepSchedule
+from scratchcnn.nn.serialization import ModelFileError, load_model, save_model
 
 __version__ = "0.1.0"
 
@@ -34,6 +39,7 @@ __all__ = [
     "StepSchedule",
     "backend_name",
     "build_model",
+    "limit_threads",
     "load_mnist",
     "load_model",
     "log_softmax",

@@ -1,13 +1,12 @@
-"""What the command-line tools share: one-line errors with exit code 2, and MNIST as float32."""
+"""What the command-line programs share: a user's mistake is one line on stderr and exit code 2."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
 
-import numpy as np
-
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # the shell's code for a program stopped by Ctrl-C (128 + SIGINT)
 
 
 class CLIError(Exception):
@@ -15,30 +14,10 @@ class CLIError(Exception):
 
 
 def run_cli(prog: str, main: Callable[[], int]) -> int:
-    """Run ``main``; turn expected failures into ``prog: error: message`` and exit code 2."""
-    from scratchcnn.io import ModelFileError
-
+    """Run ``main``; turn expected failures (a :class:`CLIError`, a bad file or value, a missing
+    optional package, an operating-system error) into ``prog: error: message`` and exit code 2."""
     try:
         return main()
-    except (CLIError, ModelFileError, ImportError, ValueError) as err:
+    except (CLIError, ImportError, ValueError, OSError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except OSError as err:  # missing files, unwritable paths, no network
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-
-
-def load_mnist_pixels(data_dir=None, download: bool = True):
-    """MNIST as ((x_train, y_train), (x_test, y_test)): uint8 images (N, 28, 28), int64 labels."""
-    from scratchcnn.data import load_mnist
-
-    (x_train, y_train), (x_test, y_test) = load_mnist(data_dir=data_dir, download=download)
-    return (x_train, y_train.astype(np.int64)), (x_test, y_test.astype(np.int64))
-
-
-def load_mnist_float(data_dir=None, download: bool = True):
-    """MNIST as ((x_train, y_train), (x_test, y_test)): float32 NCHW images, int64 labels."""
-    from scratchcnn.data import to_float_images
-
-    (x_train, y_train), (x_test, y_test) = load_mnist_pixels(data_dir, download)
-    return (to_float_images(x_train), y_train), (to_float_images(x_test), y_test)

@@ -1,49 +1,8 @@
-"""``python -m scratchcnn.evaluate MODEL``: the MNIST test report of a saved model."""
+"""``python -m scratchcnn.evaluate``: the command lives in :mod:`scratchcnn.training.evaluate`."""
 
-from __future__ import annotations
-
-import argparse
-import json
 import sys
-from pathlib import Path
 
-from scratchcnn.cli import load_mnist_pixels, run_cli
-from scratchcnn.data import to_float_images
-from scratchcnn.io import load_model
-from scratchcnn.kernels import CHOICES, set_backend
-from scratchcnn.report import format_report, test_report
-
-PROG = "python -m scratchcnn.evaluate"
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.replace("``", ""))
-    p.add_argument(
-        "model", type=Path, help="a model saved by scratchcnn (e.g. models/scratchcnn.npz)"
-    )
-    p.add_argument("--data-dir", help="folder with the MNIST IDX files")
-    p.add_argument("--no-download", action="store_true", help="never download missing data")
-    p.add_argument("--backend", choices=CHOICES, default=None)
-    p.add_argument("--metrics-json", type=Path, help="also write the report as JSON here")
-    return p.parse_args(argv)  # fmt: skip
-
-
-def evaluate(args) -> int:
-    set_backend(args.backend)
-    model = load_model(args.model)
-    _, (pixels, y_test) = load_mnist_pixels(args.data_dir, not args.no_download)
-    y_pred = model.predict(to_float_images(pixels))  # the training set stays uint8, unused
-    print(f"model {args.model}: {model.count_params():,} parameters")
-    print(format_report(y_test, y_pred))
-    if args.metrics_json:
-        args.metrics_json.write_text(json.dumps(test_report(y_test, y_pred), indent=2))
-    return 0
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    return run_cli(PROG, lambda: evaluate(args))
-
+from scratchcnn.training.evaluate import main
 
 if __name__ == "__main__":
     sys.exit(main())

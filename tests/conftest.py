@@ -52,26 +52,23 @@ def digit_model_path(mnist_dir, tmp_path_factory) -> Path:
     """A digit reader trained in-process once per session, saved as a model file.
 
     LeNet-5 for one epoch over the full training set with augmentation (about 98.3% on the MNIST
-    test set; 30 s on two idle cores). One BLAS thread: on a busy two-core machine a spinning
-    multithreaded BLAS is several times slower, and on an idle one hardly faster.
+    test set; 30 s on two idle cores). On one thread: on a busy two-core machine a second one
+    waits for a core more than it helps.
     """
     import scratchcnn as sc
     from scratchcnn.data import load_mnist, to_float_images
-    from scratchcnn.trainer import TrainConfig, Trainer
-    from scratchcnn.vision import limit_threads
+    from scratchcnn.training.trainer import TrainConfig, Trainer
 
     (x, y), _ = load_mnist(mnist_dir, download=False)
     x, y = to_float_images(x), y.astype(np.int64)
-    # the backend chosen so far; None (nothing chosen yet) is restored as set_backend(None): the
-    # environment variable, else "auto", what the first use would have picked
-    previous = sc.backend_name() if sc.kernels._active is not None else None
+    previous = sc.backend_name()  # what the tests would run with: restored after
     sc.set_backend("numpy")
-    limiter = limit_threads(1)
     try:
-        trainer = Trainer(TrainConfig(arch="lenet5", epochs=1, warmup_epochs=0.1, seed=0), x, y)
-        trainer.run_epoch()
+        with sc.limit_threads(1):
+            config = TrainConfig(arch="lenet5", epochs=1, warmup_epochs=0.1, seed=0)
+            trainer = Trainer(config, x, y)
+            trainer.run_epoch()
     finally:
-        limiter.restore()
         sc.set_backend(previous)
     path = tmp_path_factory.mktemp("vision-model") / "lenet5.npz"
     sc.save_model(trainer.model, path)
@@ -88,6 +85,6 @@ def digit_model(digit_model_path):
 @pytest.fixture(scope="session")
 def mnist_test_set(mnist_dir):
     """MNIST test images uint8 (10000, 28, 28) and labels: the only digits the frames show."""
-    from scratchcnn.synthetic import mnist_test_digits
+    from scratchcnn.reader.synthetic import mnist_test_digits
 
     return mnist_test_digits(mnist_dir, download=False)

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from scratchcnn.augment import random_affine, warp_affine
+from scratchcnn.training.augment import random_affine, warp_affine
 
 
 def test_identity_leaves_images_unchanged(rng):

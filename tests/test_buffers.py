@@ -3,7 +3,7 @@
 import numpy as np
 
 import scratchcnn as sc
-from scratchcnn.kernels import buffers
+from scratchcnn.nn.kernels import buffers
 
 
 def test_an_array_is_reused_only_when_nothing_refers_to_it():

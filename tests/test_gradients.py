@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scratchcnn as sc
-from scratchcnn.gradcheck import check_layer, check_model, numerical_gradient, relative_error
+from scratchcnn.nn.gradcheck import check_layer, check_model, numerical_gradient, relative_error
 
 TOL = 1e-6
 
@@ -35,7 +35,7 @@ def backend(request):
 @pytest.fixture(autouse=True)
 def one_image_blocks(monkeypatch):
     """Convolutions in blocks of one image: the per-block partial gradients are summed too."""
-    from scratchcnn.kernels import conv
+    from scratchcnn.nn.kernels import conv
 
     monkeypatch.setattr(conv, "BLOCK_BYTES", 1)
 

@@ -1,6 +1,6 @@
-"""Inference plans (scratchcnn.inference): a model's forward pass bound to fixed buffers must give
-the layers' numbers bit for bit, read its input and weights anew at every call, and never hand
-out memory it writes again."""
+"""The fast path for a few images (scratchcnn.nn.inference): a plan must give the layers' numbers
+bit for bit, read its input and weights anew at every call, never hand out memory it writes
+again, run a user's layer through its forward, and keep one plan per thread."""
 
 import threading
 
@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import scratchcnn as sc
-from scratchcnn import inference
-from scratchcnn.model import fused_plan
+from scratchcnn.nn import inference
+from scratchcnn.nn.fusion import fused_plan
+from scratchcnn.nn.kernels import conv as conv_kernels
 
 
 @pytest.fixture(params=["numpy", "numba"])
@@ -59,13 +60,13 @@ def test_plan_gives_the_layers_numbers_bit_for_bit(name, n, rng):
     got = model.forward(x)
     assert got.dtype == model.dtype and got.shape == expected.shape
     np.testing.assert_array_equal(got, expected)
-    np.testing.assert_array_equal(model.predict_proba(x), sc.losses.softmax(expected))
+    np.testing.assert_array_equal(model.predict_proba(x), sc.softmax(expected))
     # a convolution block of one image: a plan of several blocks, each computed in turn
     if n > 1:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(sc.kernels.conv, "BLOCK_BYTES", 1)
-            model._inference_plans.clear()
-            np.testing.assert_array_equal(model.forward(x), through_layers(model, x))
+            patch.setattr(conv_kernels, "BLOCK_BYTES", 1)
+            fresh = MODELS[name]()  # plans are made on first use: under the patch
+            np.testing.assert_array_equal(fresh.forward(x), through_layers(fresh, x))
 
 
 @pytest.mark.usefixtures("backend")
@@ -85,17 +86,17 @@ def test_plan_reads_the_current_input_and_weights_and_keeps_no_result(rng):
     np.testing.assert_array_equal(model.forward(x[:1]), through_layers(model, x[:1]))
     conv = model.layers[0]
     conv.params["bias"].data = conv.params["bias"].data + 0.5
-    conv.params["weight"] = sc.layers.Parameter(-conv.params["weight"].data)
+    conv.params["weight"] = sc.Parameter(-conv.params["weight"].data)
     after = model.forward(x[:1])
     np.testing.assert_array_equal(after, through_layers(model, x[:1]))
     assert not np.array_equal(after, first)
 
 
 @pytest.mark.usefixtures("backend")
-def test_a_layer_without_its_own_bind_is_run_through_forward(rng):
+def test_a_users_layer_is_run_through_its_forward(rng):
     """Its output (NCHW, not channel-major) is read by the kernels after it anew at every call."""
 
-    class Doubler(sc.layers.Layer):
+    class Doubler(sc.Layer):
         def forward(self, x, training=False):
             return 2 * x
 
@@ -123,16 +124,22 @@ def test_a_layer_without_its_own_bind_is_run_through_forward(rng):
 @pytest.mark.usefixtures("backend")
 def test_plans_follow_the_layers_and_stay_few(rng):
     model = sc.build_model("lenet5", seed=0)
-    for n in range(1, inference.MAX_BATCH + 1):
-        model.forward(rng.random((n, 1, 28, 28), dtype=np.float32))
-    assert len(model._inference_plans) == inference.MAX_PLANS
-    model.layers.append(sc.ReLU())  # an edited model: plans of the old steps are dropped
-    model._build()
     x = rng.standard_normal((1, 1, 28, 28)).astype(np.float32)
+    before = model.forward(x)
+    model.layers.append(sc.ReLU())  # an edited model: plans of the old steps are not used
+    model._build()
     out = model.forward(x)
-    assert len(model._inference_plans) == 1
-    assert out.min() >= 0
+    assert out.min() >= 0 and before.min() < 0
     np.testing.assert_array_equal(out, through_layers(model, x))
+
+    plans = inference.Plans()
+    steps = fused_plan(model.layers)
+    for n in range(1, inference.MAX_BATCH + 1):
+        got = plans.forward(steps, rng.random((n, 1, 28, 28), dtype=np.float32))
+        assert got.shape == (n, 10)
+    assert len(plans) == inference.MAX_PLANS
+    plans.forward(steps, x)
+    assert len(plans) == inference.MAX_PLANS  # the oldest went
 
 
 @pytest.mark.usefixtures("backend")
@@ -157,44 +164,7 @@ def test_each_thread_runs_its_own_plan(rng):
 
 def test_training_and_large_batches_go_through_the_layers(monkeypatch, rng):
     model = sc.build_model("lenet5", seed=0)
-    monkeypatch.setattr(inference, "InferencePlan", None)  # any use of a plan would fail
+    monkeypatch.setattr(inference, "Plan", None)  # any use of a plan would fail
     x = rng.random((inference.MAX_BATCH + 1, 1, 28, 28), dtype=np.float32)
     assert model.forward(x).shape == (len(x), 10)
     assert model.forward(x[:1], training=True).shape == (1, 10)
-
-
-@pytest.mark.parametrize("pool, stride", [((2, 2), (2, 2)), ((3, 3), (1, 1)), ((2, 3), (3, 2))])
-@pytest.mark.parametrize("shape", [(1, 3, 7, 9), (7, 1, 12, 11)])
-@pytest.mark.parametrize("relu", [False, True])
-def test_bound_pooling_equals_the_kernel(backend, pool, stride, shape, relu, rng):
-    kernels = sc.kernels.get_backend()
-    x = np.empty(shape, np.float32)
-    out, run = kernels.bind_maxpool2d_forward(x, pool, stride, relu)
-    for _ in range(2):  # the same buffers, new contents
-        x[...] = np.round(rng.standard_normal(shape) * 2)  # ties and all-negative windows
-        run()
-        expected, _ = kernels.maxpool2d_forward(x, pool, stride, relu)
-        np.testing.assert_array_equal(out, expected)
-
-
-@pytest.mark.parametrize(
-    "kernel, stride, pads",
-    [
-        ((3, 3), (1, 1), (0, 0, 0, 0)),
-        ((3, 2), (2, 1), (1, 2, 0, 1)),
-        ((1, 1), (2, 2), (0, 0, 0, 0)),
-    ],
-)
-@pytest.mark.parametrize("shape", [(1, 3, 9, 8), (7, 2, 6, 11)])
-def test_bound_convolution_equals_the_kernel(backend, kernel, stride, pads, shape, rng):
-    kernels = sc.kernels.get_backend()
-    weight = rng.standard_normal((5, shape[1], *kernel)).astype(np.float32)
-    bias = rng.standard_normal(5).astype(np.float32)
-    x = np.empty(shape, np.float32)
-    out, run = kernels.bind_conv2d_forward(x, 5, *kernel, stride, pads)
-    for b in (bias, None):
-        x[...] = rng.standard_normal(shape)
-        run(weight, b)
-        expected, saved = kernels.conv2d_forward(x, weight, b, stride, pads, training=False)
-        assert saved is None
-        np.testing.assert_array_equal(out, expected)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import scratchcnn as sc
-from scratchcnn.io import ModelFileError
+from scratchcnn.nn.serialization import ModelFileError
 
 
 @pytest.fixture

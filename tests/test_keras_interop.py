@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import scratchcnn as sc
-from scratchcnn.interop import from_keras_weights, keras_weight_shapes, to_keras_weights
+from scratchcnn.nn.interop import from_keras_weights, keras_weight_shapes, to_keras_weights
 
 ARCHS = ["keras-example", "lenet5", "scratchnet"]
 

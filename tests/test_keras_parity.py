@@ -27,7 +27,7 @@ import keras_reference as kr  # noqa: E402
 import mnist_data  # noqa: E402
 
 import scratchcnn as sc  # noqa: E402
-from scratchcnn.interop import from_keras_weights, to_keras_weights  # noqa: E402
+from scratchcnn.nn.interop import from_keras_weights, to_keras_weights  # noqa: E402
 
 ARCHS = ["keras-example", "lenet5", "scratchnet"]
 TOL = 1e-5

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 import scratchcnn as sc
-import scratchcnn.model
+import scratchcnn.nn.model
+from scratchcnn.nn.fusion import execution_order, fused_plan
 
 
 def test_shape_inference_and_summary(capsys):
@@ -131,11 +132,11 @@ def test_relu_before_pool_runs_after_it_with_identical_numbers(backend):
              sc.Flatten(), sc.Dense(4)],
             input_shape=(2, 12, 12), seed=0,
         )  # fmt: skip
-        assert [type(layer).__name__ for layer in sc.model.execution_order(model.layers)] == [
+        assert [type(layer).__name__ for layer in execution_order(model.layers)] == [
             "Conv2D", "MaxPool2D", "ReLU", "MaxPool2D", "ReLU", "Flatten", "Dense",
         ]  # fmt: skip
         # ... and each of those ReLUs runs inside the pooling before it, as one step
-        assert [type(step).__name__ for step in sc.model.fused_plan(model.layers)] == [
+        assert [type(step).__name__ for step in fused_plan(model.layers)] == [
             "Conv2D", "MaxPoolReLU", "MaxPoolReLU", "Flatten", "Dense",
         ]  # fmt: skip
         x = np.round(np.random.default_rng(0).standard_normal((5, 2, 12, 12))).astype(np.float32)

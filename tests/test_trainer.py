@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from scratchcnn.io import ModelFileError
-from scratchcnn.trainer import TrainConfig, Trainer
+from scratchcnn.nn.serialization import ModelFileError
+from scratchcnn.training.trainer import TrainConfig, Trainer
 
 
 @pytest.fixture

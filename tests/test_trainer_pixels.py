@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from scratchcnn.data import to_float_images
-from scratchcnn.trainer import TrainConfig, Trainer
+from scratchcnn.training.trainer import TrainConfig, Trainer
 
 
 @pytest.mark.parametrize("augment", [False, True])

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scratchcnn.annotate import crop_strip, debug_view, draw_detections, window_problem
-from scratchcnn.sources import SourceError, open_camera, open_image, open_video, read_image
-from scratchcnn.vision import (
+from scratchcnn.reader.annotate import crop_strip, debug_view, draw_detections, window_problem
+from scratchcnn.reader.sources import SourceError, open_camera, open_image, open_video, read_image
+from scratchcnn.reader.vision import (
     MNIST_CENTER,
     DigitReader,
     center_of_mass,
@@ -309,7 +309,7 @@ def test_image_source_serves_one_frame(tmp_path):
 
 
 def test_video_source_reads_back_mjpg_and_loops(tmp_path):
-    from scratchcnn.synthetic import write_video
+    from scratchcnn.reader.synthetic import write_video
 
     frames = [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(3)]
     path = write_video(tmp_path / "v.avi", frames, fps=10)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT, run_python
 
-from scratchcnn.synthetic import FrameRenderer, MatchCounts, write_video
-from scratchcnn.vision import DigitReader
+from scratchcnn.reader.synthetic import FrameRenderer, MatchCounts, write_video
+from scratchcnn.reader.vision import DigitReader
 
 WEBCAM = REPO_ROOT / "examples" / "webcam.py"
 N_FRAMES = 60
@@ -202,8 +202,8 @@ def test_missing_model_hints_to_train_first(tmp_path):
 
 
 def test_default_model_path_is_where_train_saves():
-    from scratchcnn.predict import DEFAULT_MODEL
-    from scratchcnn.train import DEFAULT_OUTPUT
+    from scratchcnn.reader.options import DEFAULT_MODEL
+    from scratchcnn.training.train import DEFAULT_OUTPUT
 
     assert DEFAULT_MODEL == DEFAULT_OUTPUT
 
@@ -228,7 +228,7 @@ def green_pixels(path) -> int:
 @pytest.fixture
 def xvfb_display():
     """A fresh Xvfb server; skips when Xvfb or a GUI-capable OpenCV is missing."""
-    from scratchcnn.annotate import window_problem
+    from scratchcnn.reader.annotate import window_problem
 
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (apt-get install xvfb)")

@@ -1,4 +1,4 @@
-"""Copy weights between a scratchcnn :class:`~scratchcnn.model.Sequential` and a Keras model.
+"""Copy weights between a scratchcnn :class:`~scratchcnn.nn.model.Sequential` and a Keras model.
 
 Works on plain NumPy arrays — the list that a Keras model's ``get_weights()`` returns and
 ``set_weights()`` takes — so this module never imports Keras. The Keras model must have the same
@@ -24,8 +24,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from scratchcnn.layers import Conv2D, Dense, Flatten, Layer
-from scratchcnn.model import Sequential
+from scratchcnn.nn.layers import Conv2D, Dense, Flatten, Layer
+from scratchcnn.nn.model import Sequential
 
 
 def _flattened_from(model: Sequential, index: int) -> tuple[int, int, int] | None:

@@ -17,7 +17,7 @@ import threading
 
 import numpy as np
 
-from scratchcnn.kernels import team
+from scratchcnn.nn.kernels import team
 
 SMALL = 1 << 23  # multiply-adds below which a product runs on the caller alone
 # Chunk sizes are fixed, whatever the number of threads, so that results never depend on it.

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scratchcnn.layers import LAYER_TYPES
-from scratchcnn.model import Sequential
+from scratchcnn.nn.layers import LAYER_TYPES
+from scratchcnn.nn.model import Sequential
 
 MODEL_FORMAT = "scratchcnn-model"
 FORMAT_VERSION = 1

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from scratchcnn.layers import Parameter
+from scratchcnn.nn.layers import Parameter
 
 
 class SGD:

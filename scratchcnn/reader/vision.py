@@ -31,13 +31,13 @@ corner.
 
 from __future__ import annotations
 
-import contextlib
-import sys
 import time
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
+from scratchcnn.nn.kernels import limit_threads
 
 MNIST_SIZE = 28  # side of the network's input
 MNIST_BOX = 20  # MNIST digits were fitted into 20x20 and centered by mass in 28x28
@@ -67,7 +67,7 @@ class ReaderConfig:
     deskew: bool = False  # straighten slanted digits with their second moments (MNIST was not)
     thicken: bool = True  # dilate strokes much thinner than MNIST's before fitting into 20x20
     min_confidence: float = 0.0  # detections below this probability are dropped
-    predict_threads: int | None = 1  # BLAS/Numba threads for the batch (None: leave as is)
+    predict_threads: int | None = 1  # kernel threads for the crops' batch (None: sc.set_threads's)
 
 
 @dataclass(frozen=True)
@@ -590,53 +590,3 @@ def _no_digits(mask: np.ndarray) -> FrameResult:
     result = empty_result(mask.shape)
     result.mask = mask
     return result
-
-
-_CONTROLLER = None  # threadpoolctl's view of the loaded BLAS libraries, inspected once
-
-
-class ThreadLimit:
-    """Holds BLAS (and Numba) to a number of threads until :meth:`restore` (or a ``with``
-    block's end)."""
-
-    def __init__(self, threads: int):
-        global _CONTROLLER
-        self._blas = None
-        self._numba_before = None
-        with contextlib.suppress(ImportError):
-            if _CONTROLLER is None:
-                from threadpoolctl import ThreadpoolController
-
-                _CONTROLLER = ThreadpoolController()
-            self._blas = _CONTROLLER.limit(limits=threads, user_api="blas")
-        numba = sys.modules.get("numba")  # only if the kernels already use it: never import it
-        if numba is not None:
-            self._numba_before = numba.get_num_threads()
-            numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-
-    def restore(self) -> None:
-        if self._blas is not None:
-            self._blas.restore_original_limits()
-            self._blas = None
-        if self._numba_before is not None:
-            sys.modules["numba"].set_num_threads(self._numba_before)
-            self._numba_before = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.restore()
-
-
-def limit_threads(threads: int = 1) -> ThreadLimit:
-    """Run BLAS (through threadpoolctl, when installed) and Numba's parallel kernels (when the
-    Numba backend is loaded) on at most ``threads`` threads until ``.restore()``, or within a
-    ``with`` block. Costs about 0.05 ms, so :class:`DigitReader` does it around every prediction.
-
-    The network sees at most a few dozen 28x28 crops per frame: many threads gain nothing on such
-    small work, and on a busy machine their spinning costs several times the work itself
-    (measured on a loaded two-core machine: ten crops in 5 ms on one thread, 66 ms on the
-    default two).
-    """
-    return ThreadLimit(threads)

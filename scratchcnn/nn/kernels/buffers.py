@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import math
 import sys
+import threading
 
 import numpy as np
 
@@ -97,3 +98,19 @@ def _drop_unused(below: int | None) -> None:
 def held_bytes() -> int:
     """Bytes in the pool's blocks, in use or not."""
     return sum(_sizes)
+
+
+_local = threading.local()  # each thread's scratch arrays
+
+
+def scratch(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """This thread's scratch array ``name`` of ``shape``, reused from call to call (grown when too
+    small): written and read again while it is in this core's cache. Only until the next call
+    for the same ``name`` on the same thread."""
+    dtype = np.dtype(dtype)
+    nbytes = dtype.itemsize * math.prod(shape)
+    memory = getattr(_local, name, None)
+    if memory is None or memory.nbytes < nbytes:
+        memory = np.empty(nbytes, np.uint8)
+        setattr(_local, name, memory)
+    return memory[:nbytes].view(dtype).reshape(shape)

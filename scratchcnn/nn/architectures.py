@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from scratchcnn.layers import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU
-from scratchcnn.model import Sequential
+from scratchcnn.nn.layers import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU
+from scratchcnn.nn.model import Sequential
 
 
 def keras_example(num_classes: int = 10, dropout: float = 0.5) -> list[Layer]:

@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from scratchcnn.layers import Layer
-from scratchcnn.losses import SoftmaxCrossEntropy
+from scratchcnn.nn.layers import Layer
+from scratchcnn.nn.losses import SoftmaxCrossEntropy
 
 
 def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:

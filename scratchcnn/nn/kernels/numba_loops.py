@@ -1,59 +1,32 @@
-"""Numba kernels: the same functions and the same numbers as ``numpy_kernels``, in compiled loops.
+"""The kernels' inner loops compiled by Numba: the twins of :mod:`~scratchcnn.nn.kernels.numpy_loops`,
+the same functions and the same numbers, faster.
 
-Importing this module raises ImportError when numba is missing; ``scratchcnn.kernels`` then falls
-back to NumPy. The convolution itself (blocks of images, BLAS products) is shared with NumPy in
-:mod:`scratchcnn.kernels.conv`; compiled here is everything around the products: the im2col and
-col2im fillers of a block, max pooling (with a following ReLU) and ReLU.
+Importing this module raises ImportError when numba is missing; :mod:`~scratchcnn.nn.kernels.backend`
+then falls back to NumPy. Every array is channel-major, as in NumPy's twin: ``xc`` is a C-contiguous
+(C, N, H, W) array, and the loops index its flat buffer one (channel, image) plane at a time.
 
-Each loop is a sequence of independent tasks, mostly one (channel, image) plane each: no two tasks
-write the same element, and each plane is summed in the same order as NumPy sums it, so results
-are bitwise NumPy's. Large pooling and ReLU loops are cut into chunks of tasks that
-:mod:`scratchcnn.kernels.team` spreads over the cores (convolutions: their blocks); the compiled
-functions release the GIL (``nogil``). That replaces numba's
-``parallel=True``/``prange``, measured worse on a shared 2-core machine: its fixed share per
-thread waits a scheduler slice for a thread that is not running (a 1 ms loop took 24 ms), and its
-parallel builds took 5-8 s each to compile instead of 0.5-2 s.
-
-Layouts follow ``scratchcnn.kernels``: results are channel-major (C, N, H, W) buffers returned as
-NCHW views. No ``fastmath``: results round exactly as written. Functions are compiled on first use
-for each dtype and cached on disk (``cache=True``), so a second process loads them instead.
+Each loop is a sequence of independent tasks, mostly one plane each: no two tasks write the same
+element, and each plane is summed in the same order as NumPy sums it, so the results are bitwise
+NumPy's. Large pooling loops are cut into chunks of tasks that the team's threads share
+(:mod:`~scratchcnn.nn.kernels.team`; convolutions: their blocks); the compiled functions release
+the GIL (``nogil``). No ``fastmath``: results round exactly as written. Functions are compiled on
+first use for each dtype and cached on disk (``cache=True``), so a second process loads them.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from functools import partial
 
 import numpy as np
 from numba import njit, uint8
 from numba import uint64 as u64
 
-from scratchcnn.kernels import buffers, conv, team
-from scratchcnn.kernels.conv import output_size
-from scratchcnn.kernels.layout import channel_major, flat, flat_pair, nchw_of
+from scratchcnn.nn.functional import output_size
+from scratchcnn.nn.kernels import team
 
 NAME = "numba"
-
-__all__ = [
-    "NAME",
-    "bind_conv2d_forward",
-    "bind_maxpool2d_forward",
-    "col2im",
-    "conv2d_backward",
-    "conv2d_forward",
-    "im2col",
-    "maxpool2d_backward",
-    "maxpool2d_forward",
-    "output_size",
-    "relu_backward",
-    "relu_forward",
-]
 
 # Below this many elements a kernel runs on the calling thread: waking helpers costs more.
 _PARALLEL_MIN = 1 << 18
 _CHUNKS_PER_THREAD = 4
-
-_BLOCK = 1 << 14  # elements per task of the elementwise loops
 
 _jit = {"cache": True, "nogil": True}
 
@@ -155,7 +128,7 @@ def _pool2x2_plane(src, dst, xf, out, argmax, w, oh, ow, relu, keep_argmax):
 
 
 @njit(**_jit)
-def _maxpool_forward_task(task, xf, out, argmax, c_, n_, h, w, kh, kw, sh, sw, oh, ow, relu):
+def _maxpool_forward_task(task, xf, out, argmax, h, w, kh, kw, sh, sw, oh, ow, relu):
     # per (c, n) plane: each window's first maximum (strict >) and its index i*KW + j; then, if
     # ``relu``, max(maximum, 0) (NaN kept, like np.maximum) while the row is in cache
     src = task * h * w
@@ -212,7 +185,7 @@ def _relu_row(out, start, count):
 
 
 @njit(**_jit)
-def _maxpool_backward_task(task, doutf, argf, dxf, c_, n_, h, w, kh, kw, sh, sw, oh, ow):
+def _maxpool_backward_task(task, doutf, argf, dxf, h, w, kh, kw, sh, sw, oh, ow):
     # per (c, n) plane: route each window's gradient to its first maximum
     tiled = sh == kh and sw == kw
     plane = u64(task * h * w)
@@ -254,21 +227,6 @@ def _maxpool_backward_task(task, doutf, argf, dxf, c_, n_, h, w, kh, kw, sh, sw,
                 for x in range(u64(ow)):
                     if argf[s + x] == k:
                         dxf[d + x * u64(sw)] += doutf[s + x]
-
-
-@njit(**_jit)
-def _relu_forward_task(task, x, out, block):
-    start = u64(task * block)
-    for k in range(start, u64(min(start + u64(block), u64(x.size)))):
-        v = x[k]
-        out[k] = v if v > 0 or v != v else 0  # max(x, 0), NaN kept, like np.maximum
-
-
-@njit(**_jit)
-def _relu_backward_task(task, dout, out, dx, block):
-    start = u64(task * block)
-    for k in range(start, u64(min(start + u64(block), u64(dout.size)))):
-        dx[k] = dout[k] * (out[k] > 0)  # NumPy's dout * (out > 0), -0.0 and NaN alike
 
 
 # Drivers, each run on one thread (they release the GIL: nogil): the im2col/col2im ones fill or
@@ -315,11 +273,9 @@ def _col2im_block(n0, n1, cols, dxf, c_, n_, h, w, kh, kw, sh, sw, top, left, oh
 
 
 @njit(**_jit)
-def _maxpool_forward_loops(
-    start, stop, xf, out, argmax, c_, n_, h, w, kh, kw, sh, sw, oh, ow, relu
-):
+def _maxpool_forward_loops(start, stop, xf, out, argmax, h, w, kh, kw, sh, sw, oh, ow, relu):
     for task in range(start, stop):  # task = c * N + n
-        _maxpool_forward_task(task, xf, out, argmax, c_, n_, h, w, kh, kw, sh, sw, oh, ow, relu)
+        _maxpool_forward_task(task, xf, out, argmax, h, w, kh, kw, sh, sw, oh, ow, relu)
 
 
 @njit(**_jit)
@@ -329,21 +285,9 @@ def _maxpool_values_loops(start, stop, xf, out, h, w, kh, kw, sh, sw, oh, ow, re
 
 
 @njit(**_jit)
-def _maxpool_backward_loops(start, stop, doutf, argf, dxf, c_, n_, h, w, kh, kw, sh, sw, oh, ow):
+def _maxpool_backward_loops(start, stop, doutf, argf, dxf, h, w, kh, kw, sh, sw, oh, ow):
     for task in range(start, stop):  # task = c * N + n
-        _maxpool_backward_task(task, doutf, argf, dxf, c_, n_, h, w, kh, kw, sh, sw, oh, ow)
-
-
-@njit(**_jit)
-def _relu_forward_loops(start, stop, x, out, block):
-    for task in range(start, stop):  # task = block of elements
-        _relu_forward_task(task, x, out, block)
-
-
-@njit(**_jit)
-def _relu_backward_loops(start, stop, dout, out, dx, block):
-    for task in range(start, stop):
-        _relu_backward_task(task, dout, out, dx, block)
+        _maxpool_backward_task(task, doutf, argf, dxf, h, w, kh, kw, sh, sw, oh, ow)
 
 
 def _run(loop, work: int, tasks: int, *args) -> None:
@@ -357,132 +301,52 @@ def _run(loop, work: int, tasks: int, *args) -> None:
     team.run(lambda i: loop(bounds[i], bounds[i + 1], *args), chunks)
 
 
-# -- the backend's functions (same signatures as numpy_kernels) --------------------------------
-def _planes(x: np.ndarray) -> np.ndarray:
-    """``x`` (N, C, H, W) as its flat channel-major buffer; free when it came from a convolution."""
-    xc = channel_major(x)
-    if not xc.flags.c_contiguous:
-        xc = buffers.copy_of(xc)
-    return xc.reshape(-1)
-
-
-def _im2col_kernel(x, kh, kw, stride, pads) -> tuple[Callable, np.ndarray, tuple]:
-    """The compiled im2col loop for ``x`` (N, C, H, W) and its arguments: call it as
-    ``kernel(n0, n1, xf, flat_cols, *args)``. Padding is read as zeros, without a padded copy."""
-    n, c, h, w = x.shape
+# -- the loops' functions (the same as numpy_loops') -------------------------------------------
+def im2col_block(xc, kh, kw, stride, pads, n0, n1, cols) -> None:
+    """Fill ``cols`` (C*KH*KW, (n1-n0)*OH*OW, C-contiguous) with the im2col columns of images
+    [n0, n1) of ``xc`` (C, N, H, W, C-contiguous); padding is read as zeros, never copied."""
+    c, n, h, w = xc.shape
     top, bottom, left, right = pads
     oh = output_size(h, kh, stride[0], top + bottom)
     ow = output_size(w, kw, stride[1], left + right)
+    xf, flat_cols = xc.reshape(-1), cols.reshape(-1)
     if tuple(stride) == (1, 1) and not any(pads):
-        return _im2col_block_unpadded, _planes(x), (c, n, h, w, kh, kw, oh, ow)
-    geometry = (n, h, w, c * kh * kw, kh, kw, *stride, top, left, oh, ow)
-    return _im2col_block, _planes(x), geometry
+        _im2col_block_unpadded(n0, n1, xf, flat_cols, c, n, h, w, kh, kw, oh, ow)
+    else:
+        geometry = (n, h, w, c * kh * kw, kh, kw, *stride, top, left, oh, ow)
+        _im2col_block(n0, n1, xf, flat_cols, *geometry)
 
 
-def _im2col_filler(x, kh, kw, stride, pads) -> conv.Filler:
-    """Fills the columns of images [n0, n1) of ``x`` (N, C, H, W) into a block's ``cols``."""
-    kernel, xf, args = _im2col_kernel(x, kh, kw, stride, pads)
-    return lambda n0, n1, cols: kernel(n0, n1, xf, cols.reshape(-1), *args)
-
-
-def _im2col_bound(x, kh, kw, stride, pads, n0, n1, cols) -> Callable[[], None]:
-    """Fills the columns of images [n0, n1) of ``x`` into ``cols`` from what ``x`` holds at each
-    call: the compiled loop itself with its arguments bound, when it reads ``x`` in place."""
-    if not channel_major(x).flags.c_contiguous:  # _planes copies x: copy it at each call
-        return lambda: _im2col_filler(x, kh, kw, stride, pads)(n0, n1, cols)
-    kernel, xf, args = _im2col_kernel(x, kh, kw, stride, pads)
-    return partial(kernel, n0, n1, xf, cols.reshape(-1), *args)
-
-
-def _col2im_filler(dx, kh, kw, stride, pads) -> conv.Filler:
-    """Folds a block's column gradients ``cols`` of images [n0, n1) into the channel-major ``dx``
-    (C, N, H, W), summing where windows overlap."""
-    c, n, h, w = dx.shape
+def col2im_block(dxc, kh, kw, stride, pads, n0, n1, cols) -> None:
+    """Fold a block's column gradients ``cols`` (C*KH*KW, (n1-n0)*OH*OW) of images [n0, n1) into
+    planes [:, n0:n1] of the channel-major ``dxc`` (C, N, H, W), adding where windows overlap."""
+    c, n, h, w = dxc.shape
     top, bottom, left, right = pads
     oh = output_size(h, kh, stride[0], top + bottom)
     ow = output_size(w, kw, stride[1], left + right)
-    dxf, geometry = dx.reshape(-1), (c, n, h, w, kh, kw, *stride, top, left, oh, ow)
-    return lambda n0, n1, cols: _col2im_block(n0, n1, cols.reshape(-1), dxf, *geometry)
+    geometry = (c, n, h, w, kh, kw, *stride, top, left, oh, ow)
+    _col2im_block(n0, n1, cols.reshape(-1), dxc.reshape(-1), *geometry)
 
 
-im2col, col2im, conv2d_forward, conv2d_backward, bind_conv2d_forward = conv.backend_functions(
-    _im2col_filler, _col2im_filler, _im2col_bound
-)
-
-
-def maxpool2d_forward(
-    x: np.ndarray, pool: tuple[int, int], stride: tuple[int, int], relu: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """Max over each window of ``x`` (N, C, H, W): return (out (N, C, OH, OW), argmax uint8).
-
-    Floor mode like NumPy's; ``argmax`` holds ``i*KW + j`` of each window's first maximum.
-    ``relu``: out is max(out, 0) too, in the same pass. Both are channel-major buffers seen as
-    NCHW.
-    """
-    n, c, h, w = x.shape
-    kh, kw = pool
-    oh = output_size(h, kh, stride[0], 0)
-    ow = output_size(w, kw, stride[1], 0)
-    out = buffers.empty((c, n, oh, ow), x.dtype)
-    argmax = buffers.empty((c, n, oh, ow), np.uint8)
-    args = (c, n, h, w, kh, kw, *stride, oh, ow, bool(relu))
-    flat_out, flat_arg = out.reshape(-1), argmax.reshape(-1)
-    _run(_maxpool_forward_loops, x.size, c * n, _planes(x), flat_out, flat_arg, *args)
-    return nchw_of(out), nchw_of(argmax)
-
-
-def bind_maxpool2d_forward(
-    x: np.ndarray, pool: tuple[int, int], stride: tuple[int, int], relu: bool = False
-) -> tuple[np.ndarray, Callable[[], None]]:
-    """``maxpool2d_forward``'s output at inference, bound to fixed buffers (see ``Layer.bind``):
-    return (out, run); each ``run()`` pools the current contents of ``x`` into ``out``, on the
-    caller. No argmax (nothing will go backward): the kernel vectorizes."""
-    n, c, h, w = x.shape
-    kh, kw = pool
-    oh = output_size(h, kh, stride[0], 0)
-    ow = output_size(w, kw, stride[1], 0)
-    out = np.empty((c, n, oh, ow), x.dtype)
-    args = (out.reshape(-1), h, w, kh, kw, *stride, oh, ow, bool(relu))
-    if channel_major(x).flags.c_contiguous:  # read in place: bind everything once
-        run = partial(_maxpool_values_loops, 0, c * n, _planes(x), *args)
+def maxpool_forward(xc, out, argmax, pool, stride, relu) -> None:
+    """Write each window's maximum of ``xc`` (C, N, H, W) into ``out`` (C, N, OH, OW) and, unless
+    ``argmax`` is None, the offset ``i*KW + j`` of its first maximum into ``argmax`` (uint8);
+    with ``relu``, max(out, 0), in the same pass. Without the argmax the loop vectorizes."""
+    c, n, h, w = xc.shape
+    oh, ow = out.shape[2], out.shape[3]
+    geometry = (h, w, *pool, *stride, oh, ow, bool(relu))
+    if argmax is None:
+        loop, arrays = _maxpool_values_loops, (xc.reshape(-1), out.reshape(-1))
     else:
-        run = lambda: _maxpool_values_loops(0, c * n, _planes(x), *args)  # noqa: E731
-    return nchw_of(out), run
+        loop = _maxpool_forward_loops
+        arrays = (xc.reshape(-1), out.reshape(-1), argmax.reshape(-1))
+    _run(loop, xc.size, c * n, *arrays, *geometry)
 
 
-def maxpool2d_backward(
-    dout: np.ndarray,
-    argmax: np.ndarray,
-    x_shape: tuple[int, int, int, int],
-    pool: tuple[int, int],
-    stride: tuple[int, int],
-) -> np.ndarray:
-    """Route ``dout`` (N, C, OH, OW) to the one input that won each window; return (N, C, H, W),
-    a channel-major buffer seen as NCHW."""
-    n, c, h, w = x_shape
-    oh, ow = dout.shape[2], dout.shape[3]
-    dxc = buffers.empty((c, n, h, w), dout.dtype)
-    args = (c, n, h, w, *pool, *stride, oh, ow)
-    flat_dout, flat_arg = _planes(dout), _planes(argmax)
-    _run(_maxpool_backward_loops, dxc.size, c * n, flat_dout, flat_arg, dxc.reshape(-1), *args)
-    return nchw_of(dxc)
-
-
-def relu_forward(x: np.ndarray) -> np.ndarray:
-    """max(x, 0), elementwise, same shape, dtype and memory order."""
-    out = buffers.empty_like(x)
-    pair = flat_pair(x, out) if x.size >= _PARALLEL_MIN else None
-    if pair is None:  # small or oddly strided: NumPy's maximum, the same numbers
-        return np.maximum(x, 0, out=out)
-    _run(_relu_forward_loops, x.size, -(-x.size // _BLOCK), *pair, _BLOCK)
-    return out
-
-
-def relu_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Pass ``dout`` where the ReLU's output was positive, 0 elsewhere (a masked entry may be -0.0)."""
-    pair = flat_pair(dout, out) if dout.size >= _PARALLEL_MIN else None
-    if pair is None or dout.dtype != out.dtype:
-        return np.multiply(dout, out > 0, dtype=dout.dtype)
-    dx = buffers.empty_like(dout)
-    _run(_relu_backward_loops, dout.size, -(-dout.size // _BLOCK), *pair, flat(dx), _BLOCK)
-    return dx
+def maxpool_backward(doutc, argmaxc, dxc, pool, stride) -> None:
+    """Route ``doutc`` (C, N, OH, OW) to the one input of ``dxc`` (C, N, H, W) that won each
+    window (``argmaxc``), zeros elsewhere; overlapping windows accumulate."""
+    c, n, h, w = dxc.shape
+    geometry = (h, w, *pool, *stride, doutc.shape[2], doutc.shape[3])
+    arrays = (doutc.reshape(-1), argmaxc.reshape(-1), dxc.reshape(-1))
+    _run(_maxpool_backward_loops, dxc.size, c * n, *arrays, *geometry)

@@ -8,16 +8,17 @@ optimizer's velocities, the epoch's batch order and the position within it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from scratchcnn.architectures import DEFAULT_ARCHITECTURE, build_model
-from scratchcnn.augment import random_affine
 from scratchcnn.data import to_float_images
-from scratchcnn.io import (
+from scratchcnn.nn.architectures import DEFAULT_ARCHITECTURE, build_model
+from scratchcnn.nn.losses import SoftmaxCrossEntropy
+from scratchcnn.nn.model import EpochStats, train_epoch
+from scratchcnn.nn.optim import SGD, ConstantSchedule, CosineSchedule, StepSchedule
+from scratchcnn.nn.serialization import (
     ModelFileError,
     load_arrays,
     load_model_state,
@@ -25,8 +26,7 @@ from scratchcnn.io import (
     model_state,
     save_arrays,
 )
-from scratchcnn.losses import SoftmaxCrossEntropy
-from scratchcnn.optim import SGD, ConstantSchedule, CosineSchedule, StepSchedule
+from scratchcnn.training.augment import random_affine
 
 CHECKPOINT_FORMAT = "scratchcnn-checkpoint"
 SCHEDULES = ("cosine", "step", "constant")
@@ -115,7 +115,7 @@ class Trainer:
         self.order: np.ndarray | None = None
         self.history: list[EpochResult] = []
         self.best_val_accuracy = -1.0
-        self._running = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        self._running = EpochStats()
 
     def _make_schedule(self):
         c, total = self.config, self.config.epochs * self.steps_per_epoch
@@ -135,50 +135,46 @@ class Trainer:
     def step(self) -> int:
         return self.epoch * self.steps_per_epoch + self.position
 
-    def _batch(self, indices):
-        x = self.x_train[indices]
-        if x.dtype == np.uint8:
-            x = to_float_images(x)
-        if self.config.augment:
-            c = self.config
-            x = random_affine(
-                x, self.rng, c.max_shift, c.max_rotation, (1 - c.max_scale, 1 + c.max_scale)
-            )
-        return x, self.y_train[indices]
+    def _batches(self):
+        """The rest of this epoch's batches, from :attr:`position` on: images as float32 (uint8
+        pixels converted), augmented when the config says so, and their labels."""
+        bs = self.config.batch_size
+        for position in range(self.position, self.steps_per_epoch):
+            indices = self.order[position * bs : (position + 1) * bs]
+            x = self.x_train[indices]
+            if x.dtype == np.uint8:
+                x = to_float_images(x)
+            if self.config.augment:
+                c = self.config
+                x = random_affine(
+                    x, self.rng, c.max_shift, c.max_rotation, (1 - c.max_scale, 1 + c.max_scale)
+                )
+            yield x, self.y_train[indices]
 
     def run_epoch(
         self,
-        on_batch: Callable[[dict], None] | None = None,
+        on_batch: Callable[[EpochStats], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> EpochResult | None:
         """Train until the end of the epoch (returns its result) or until ``should_stop()`` is
-        true after a batch (returns None; the trainer is then at a clean batch boundary)."""
+        true after a batch (returns None; the trainer is then at a clean batch boundary).
+        ``on_batch`` gets the epoch's running :class:`~scratchcnn.nn.model.EpochStats`."""
         if self.order is None:
             self.order = self.rng.permutation(len(self.x_train))
-        bs, run = self.config.batch_size, self._running
-        while self.position < self.steps_per_epoch:
-            start = time.perf_counter()
-            idx = self.order[self.position * bs : (self.position + 1) * bs]
-            x, y = self._batch(idx)
-            self.optimizer.lr = self.schedule(self.step)
-            loss, correct = self.model.train_step(x, y, self.optimizer, self.loss)
-            self.position += 1
-            seconds = time.perf_counter() - start
-            run["loss"] += loss * len(idx)
-            run["correct"] += correct
-            run["seen"] += len(idx)
-            run["seconds"] += seconds
-            if on_batch is not None:
-                on_batch(
-                    {
-                        "loss": run["loss"] / run["seen"],
-                        "accuracy": run["correct"] / run["seen"],
-                        "images_per_second": len(idx) / seconds,
-                        "lr": self.optimizer.lr,
-                    }
-                )
-            if should_stop is not None and should_stop() and self.position < self.steps_per_epoch:
-                return None
+        stats = train_epoch(
+            self.model,
+            self.optimizer,
+            self._batches(),
+            self.loss,
+            self.schedule,
+            self.step,
+            self._running,
+            on_batch,
+            should_stop,
+        )
+        self.position += stats.batches
+        if self.position < self.steps_per_epoch:
+            return None
         return self._end_epoch()
 
     def _end_epoch(self) -> EpochResult:
@@ -188,9 +184,9 @@ class Trainer:
             _, val = self.model.evaluate(self.x_val, self.y_val)
         result = EpochResult(
             epoch=self.epoch + 1,
-            seconds=run["seconds"],
-            train_loss=run["loss"] / max(run["seen"], 1),
-            train_accuracy=run["correct"] / max(run["seen"], 1),
+            seconds=run.seconds,
+            train_loss=run.loss,
+            train_accuracy=run.accuracy,
             val_accuracy=val,
             lr=self.optimizer.lr,
         )
@@ -198,7 +194,7 @@ class Trainer:
         self.epoch += 1
         self.position = 0
         self.order = None
-        self._running = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        self._running = EpochStats()
         return result
 
     def is_best(self, result: EpochResult) -> bool:
@@ -227,7 +223,7 @@ class Trainer:
             "epoch": self.epoch,
             "position": self.position,
             "rng_state": self.rng.bit_generator.state,
-            "running": self._running,
+            "running": asdict(self._running),
             "history": [asdict(r) for r in self.history],
             "best_val_accuracy": self.best_val_accuracy,
         }
@@ -254,7 +250,7 @@ class Trainer:
             trainer.order = arrays.get("order")
             if trainer.position and (trainer.order is None or len(trainer.order) != len(x_train)):
                 raise ModelFileError(f"{path}: batch order does not match the training set")
-            trainer._running = dict(meta["running"])
+            trainer._running = EpochStats(**meta["running"])
             trainer.history = [EpochResult(**r) for r in meta["history"]]
             trainer.best_val_accuracy = float(meta["best_val_accuracy"])
         except ModelFileError:

@@ -1,8 +1,8 @@
 """Where frames come from: a camera, a video file or a still image, opened with clear errors.
 
-A camera that will not open, a missing or unreadable file raise :class:`SourceError`, a
-:class:`scratchcnn.cli.CLIError` whose one-line message names the source and what to try; the
-command lines print it and exit with code 2. OpenCV's own multi-line warnings are silenced while
+A camera that will not open, a missing or unreadable file raise :class:`SourceError`, an
+``OSError`` whose one-line message names the source and what to try; the command lines print it
+and exit with code 2. OpenCV's own multi-line warnings are silenced while
 a source is opened.
 """
 
@@ -15,10 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from scratchcnn.cli import CLIError
 
-
-class SourceError(CLIError):
+class SourceError(OSError):
     """A frame source that cannot be opened or read; the message names it."""
 
 

@@ -2,72 +2,16 @@
 
 from __future__ import annotations
 
-import threading
+import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
-from scratchcnn import inference
-from scratchcnn.kernels import get_backend
-from scratchcnn.layers import Dropout, Layer, MaxPool2D, Parameter, ReLU, _WeightedLayer
-from scratchcnn.losses import SoftmaxCrossEntropy, softmax
-
-
-def execution_order(layers: list[Layer]) -> list[Layer]:
-    """The order in which to run ``layers``: theirs, except that a ReLU directly followed by a
-    MaxPool2D runs after it.
-
-    ReLU is monotone, so max(relu(x)) == relu(max(x)) exactly, and the gradient is the same too:
-    a window whose maximum is positive sends its gradient to the same first maximum in both orders,
-    and a window whose maximum is <= 0 sends 0 in both. Run second, the ReLU touches the pooled
-    output (4x smaller for 2x2 pooling) instead of the convolution's, forward and backward.
-    """
-    plan = list(layers)
-    for i in range(len(plan) - 1):
-        if type(plan[i]) is ReLU and type(plan[i + 1]) is MaxPool2D:
-            plan[i], plan[i + 1] = plan[i + 1], plan[i]
-    return plan
-
-
-class MaxPoolReLU:
-    """A MaxPool2D and the ReLU that runs after it (see :func:`execution_order`), as one step:
-    the pooling kernel applies max(., 0) while each row is in cache, and the backward pass masks
-    the gradient, then routes it. The same numbers as the two layers one after the other; the
-    layer objects themselves are left untouched (they still work on their own)."""
-
-    def __init__(self, pool: MaxPool2D, relu: ReLU):
-        self.layers = (pool, relu)
-        self._cache = None
-
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        pool = self.layers[0]
-        out, argmax = get_backend().maxpool2d_forward(x, pool.pool_size, pool.stride, relu=True)
-        self._cache = (argmax, x.shape, out) if training else None
-        return out
-
-    def bind(self, x: np.ndarray):
-        pool = self.layers[0]
-        return get_backend().bind_maxpool2d_forward(x, pool.pool_size, pool.stride, relu=True)
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        pool = self.layers[0]
-        argmax, x_shape, out = pool._require_cache(self._cache)
-        self._cache = None
-        kernels = get_backend()
-        dout = kernels.relu_backward(dout, out)
-        return kernels.maxpool2d_backward(dout, argmax, x_shape, pool.pool_size, pool.stride)
-
-
-def fused_plan(layers: list[Layer]) -> list:
-    """The steps a :class:`Sequential` runs: :func:`execution_order`, with each MaxPool2D that a
-    ReLU follows merged with it into one :class:`MaxPoolReLU` step."""
-    plan, steps = execution_order(layers), []
-    for layer in plan:
-        if type(layer) is ReLU and steps and type(steps[-1]) is MaxPool2D:
-            steps[-1] = MaxPoolReLU(steps[-1], layer)
-        else:
-            steps.append(layer)
-    return steps
+from scratchcnn.nn import inference
+from scratchcnn.nn.fusion import fused_plan
+from scratchcnn.nn.layers import Dropout, Layer, Parameter, ReLU, _WeightedLayer
+from scratchcnn.nn.losses import SoftmaxCrossEntropy, softmax
 
 
 class Sequential:
@@ -99,8 +43,7 @@ class Sequential:
         self.metadata: dict = {}  # JSON-able notes saved with the model (e.g. training metrics)
         self.output_shape = self._build()
         self._plan, self._plan_key = fused_plan(self.layers), tuple(map(id, self.layers))
-        # the most recently used inference plans, by (thread, input shape, kernels)
-        self._inference_plans: dict[tuple, inference.InferencePlan] = {}
+        self._small_batches = inference.Plans()  # the fast path for a few images at a time
 
     def _build(self) -> tuple[int, ...]:
         shape = self.input_shape
@@ -153,24 +96,12 @@ class Sequential:
         key = tuple(map(id, self.layers))
         if key != self._plan_key:  # follows any edit of self.layers
             self._plan, self._plan_key = fused_plan(self.layers), key
-            self._inference_plans.clear()
+            self._small_batches.clear()
         if not training and 0 < len(out) <= inference.MAX_BATCH:
-            return self._inference_plan(out.shape)(out)
-        for layer in self._plan:
-            out = layer.forward(out, training)
+            return self._small_batches.forward(self._plan, out)
+        for step in self._plan:
+            out = step.forward(out, training)
         return out
-
-    def _inference_plan(self, shape: tuple[int, ...]) -> inference.InferencePlan:
-        """This thread's plan for batches of ``shape`` with the active kernels (made on first use;
-        the few most recently used are kept)."""
-        key = (threading.get_ident(), shape, get_backend())
-        plan = self._inference_plans.pop(key, None)
-        if plan is None:
-            plan = inference.InferencePlan(self._plan, shape, self.dtype)
-            while len(self._inference_plans) >= inference.MAX_PLANS:
-                del self._inference_plans[next(iter(self._inference_plans))]
-        self._inference_plans[key] = plan  # last: the most recently used
-        return plan
 
     __call__ = forward
 
@@ -237,18 +168,21 @@ class Sequential:
         loss = SoftmaxCrossEntropy()
         for epoch in range(epochs):
             order = self.rng.permutation(len(x))
-            total_loss, total_correct = 0.0, 0
-            for start in range(0, len(x), batch_size):
-                idx = order[start : start + batch_size]
-                if schedule is not None:
-                    optimizer.lr = schedule(step)
-                value, correct = self.train_step(x[idx], y[idx], optimizer, loss)
-                total_loss += value * len(idx)
-                total_correct += correct
-                if on_batch is not None:
-                    on_batch(epoch, step, value, correct)
-                step += 1
-            history.append({"loss": total_loss / len(x), "accuracy": total_correct / len(x)})
+            batches = (
+                (x[order[i : i + batch_size]], y[order[i : i + batch_size]])
+                for i in range(0, len(x), batch_size)
+            )
+            report = None
+            if on_batch is not None:
+
+                def report(stats, epoch=epoch, first=step):
+                    on_batch(
+                        epoch, first + stats.batches - 1, stats.batch_loss, stats.batch_correct
+                    )
+
+            stats = train_epoch(self, optimizer, batches, loss, schedule, step, on_batch=report)
+            step += stats.batches
+            history.append({"loss": stats.loss, "accuracy": stats.accuracy})
         return history
 
     # -- description ------------------------------------------------------------------------
@@ -287,3 +221,72 @@ class Sequential:
 
     def __repr__(self) -> str:
         return f"Sequential({len(self.layers)} layers, params={self.count_params()})"
+
+
+@dataclass
+class EpochStats:
+    """What :func:`train_epoch` has seen so far in an epoch: the sums behind the running mean loss
+    and accuracy, images, batches and seconds, and the latest batch's own figures."""
+
+    loss_sum: float = 0.0  # sum over images of their mean batch loss
+    correct: int = 0
+    seen: int = 0
+    seconds: float = 0.0
+    batches: int = 0  # in this call of train_epoch
+    batch_loss: float = 0.0
+    batch_correct: int = 0
+    batch_images: int = 0
+    batch_seconds: float = 0.0
+
+    @property
+    def loss(self) -> float:
+        """Mean training loss over the images seen."""
+        return self.loss_sum / max(self.seen, 1)
+
+    @property
+    def accuracy(self) -> float:
+        """Share of the images seen that were classified right (before each step's update)."""
+        return self.correct / max(self.seen, 1)
+
+
+def train_epoch(
+    model: Sequential,
+    optimizer,
+    batches: Iterable[tuple[np.ndarray, np.ndarray]],
+    loss: SoftmaxCrossEntropy | None = None,
+    schedule: Callable[[int], float] | None = None,
+    step: int = 0,
+    stats: EpochStats | None = None,
+    on_batch: Callable[[EpochStats], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> EpochStats:
+    """The epoch loop: one :meth:`Sequential.train_step` for each ``(x, y)`` of ``batches``.
+
+    ``schedule(step)`` sets the learning rate before each step (``step`` counts on from the
+    argument); ``stats`` carries running totals on from an interrupted epoch; ``on_batch(stats)``
+    runs after each batch, and the loop stops early after a batch for which ``should_stop()`` is
+    true. Returns the totals; ``stats.batches`` says how many batches this call trained on. The
+    seconds counted include making each batch (e.g. augmenting it), not the callbacks.
+    """
+    loss = loss or SoftmaxCrossEntropy()
+    stats = stats if stats is not None else EpochStats()
+    stats.batches = 0
+    started = time.perf_counter()
+    for x, y in batches:
+        if schedule is not None:
+            optimizer.lr = schedule(step + stats.batches)
+        value, correct = model.train_step(x, y, optimizer, loss)
+        finished = time.perf_counter()
+        stats.batches += 1
+        stats.batch_loss, stats.batch_correct, stats.batch_images = value, correct, len(y)
+        stats.batch_seconds = finished - started
+        stats.loss_sum += value * len(y)
+        stats.correct += correct
+        stats.seen += len(y)
+        stats.seconds += stats.batch_seconds
+        if on_batch is not None:
+            on_batch(stats)
+        if should_stop is not None and should_stop():
+            break
+        started = time.perf_counter()
+    return stats

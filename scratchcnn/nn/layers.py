@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 
 import numpy as np
 
-from scratchcnn.kernels import blas, buffers, get_backend, numpy_kernels
+from scratchcnn.nn.functional import output_size
+from scratchcnn.nn.kernels import blas, buffers, conv, pool
 
 
 class Parameter:
@@ -101,18 +101,6 @@ class Layer(ABC):
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         """Fill ``param.grad`` and return d(loss)/d(input) for ``dout`` = d(loss)/d(output)."""
 
-    def bind(self, x: np.ndarray) -> tuple[np.ndarray, Callable[[], None] | None]:
-        """This layer's inference pass bound to fixed buffers: return ``(out, run)``, where each
-        ``run()`` computes ``forward(x)`` into ``out`` from what ``x`` holds at that moment
-        (``run`` is None when ``out`` is a view of ``x`` that needs no work).
-
-        A model's inference plan (:mod:`scratchcnn.inference`) binds its layers once per input
-        shape, so that a small batch (one image) costs little more than its arithmetic. This
-        default copies ``forward``'s result; layers override it to write into ``out`` directly.
-        """
-        out = np.empty((x.shape[0], *self.output_shape), x.dtype)
-        return out, lambda: np.copyto(out, self.forward(x, False))
-
     def get_config(self) -> dict:
         return {}
 
@@ -157,7 +145,8 @@ class Conv2D(_WeightedLayer):
 
     ``weight`` has shape (F, C, KH, KW) and ``bias`` (F,). ``padding`` is an int, a pair
     (ph, pw), "valid" (0) or "same" (output ceil(H/stride), padded like TensorFlow).
-    Computed as im2col plus one matrix product per batch (see ``scratchcnn.kernels``).
+    The math: :func:`scratchcnn.nn.functional.conv2d_forward` (im2col, one matrix product);
+    run by :func:`scratchcnn.nn.kernels.conv.conv2d_forward`, the same numbers in blocks of images.
     """
 
     def __init__(
@@ -200,8 +189,8 @@ class Conv2D(_WeightedLayer):
         else:
             ph, pw = self.padding
             self.pads = (ph, ph, pw, pw)
-        oh = numpy_kernels.output_size(h, kh, sh, self.pads[0] + self.pads[1])
-        ow = numpy_kernels.output_size(w, kw, sw, self.pads[2] + self.pads[3])
+        oh = output_size(h, kh, sh, self.pads[0] + self.pads[1])
+        ow = output_size(w, kw, sw, self.pads[2] + self.pads[3])
         if oh < 1 or ow < 1:
             raise ValueError(
                 f"Conv2D kernel {self.kernel_size} does not fit input {h}x{w} with padding "
@@ -215,25 +204,16 @@ class Conv2D(_WeightedLayer):
 
     def forward(self, x, training=False):
         bias = self.params["bias"].data if self.use_bias else None
-        out, saved = get_backend().conv2d_forward(
-            x, self.params["weight"].data, bias, self.stride, self.pads, training=training
+        out, saved = conv.conv2d_forward(
+            x, self.params["weight"].data, bias, self.stride, self.pads, training
         )
         self._cache = (saved, x.shape) if training else None
         return out
 
-    def bind(self, x):
-        out, run = get_backend().bind_conv2d_forward(
-            x, self.filters, *self.kernel_size, self.stride, self.pads
-        )
-        params = self.params
-        if self.use_bias:
-            return out, lambda: run(params["weight"].data, params["bias"].data)
-        return out, lambda: run(params["weight"].data, None)
-
     def backward(self, dout):
         saved, x_shape = self._require_cache(self._cache)
         weight = self.params["weight"]
-        dx, dweight, dbias = get_backend().conv2d_backward(
+        dx, dweight, dbias = conv.conv2d_backward(
             dout, saved, x_shape, weight.data, self.stride, self.pads, self.needs_input_grad
         )
         weight.grad = dweight
@@ -271,8 +251,8 @@ class MaxPool2D(Layer):
         if len(input_shape) != 3:
             raise ValueError(f"MaxPool2D expects (C, H, W) input, got shape {tuple(input_shape)}")
         c, h, w = input_shape
-        oh = numpy_kernels.output_size(h, self.pool_size[0], self.stride[0], 0)
-        ow = numpy_kernels.output_size(w, self.pool_size[1], self.stride[1], 0)
+        oh = output_size(h, self.pool_size[0], self.stride[0], 0)
+        ow = output_size(w, self.pool_size[1], self.stride[1], 0)
         if oh < 1 or ow < 1:
             raise ValueError(f"MaxPool2D pool {self.pool_size} is larger than its input {h}x{w}")
         self.input_shape = (c, h, w)
@@ -280,17 +260,14 @@ class MaxPool2D(Layer):
         return self.output_shape
 
     def forward(self, x, training=False):
-        out, argmax = get_backend().maxpool2d_forward(x, self.pool_size, self.stride)
+        out, argmax = pool.maxpool2d_forward(x, self.pool_size, self.stride, False, training)
         self._cache = (argmax, x.shape) if training else None
         return out
-
-    def bind(self, x):
-        return get_backend().bind_maxpool2d_forward(x, self.pool_size, self.stride)
 
     def backward(self, dout):
         argmax, x_shape = self._require_cache(self._cache)
         self._cache = None
-        return get_backend().maxpool2d_backward(dout, argmax, x_shape, self.pool_size, self.stride)
+        return pool.maxpool2d_backward(dout, argmax, x_shape, self.pool_size, self.stride)
 
     def get_config(self):
         return {"pool_size": list(self.pool_size), "stride": list(self.stride)}
@@ -324,17 +301,6 @@ class Dense(_WeightedLayer):
         self._x = x if training else None
         return out
 
-    def bind(self, x):
-        out = np.empty((x.shape[0], self.units), x.dtype)
-        params = self.params
-
-        def run():  # the product Dense.forward computes, so the same numbers at any size
-            blas.matmul(x, params["weight"].data, out=out)
-            if self.use_bias:
-                np.add(out, params["bias"].data, out=out)
-
-        return out, run
-
     def backward(self, dout):
         x = self._require_cache(self._x)
         weight = self.params["weight"]
@@ -360,18 +326,14 @@ class ReLU(Layer):
         self._out = None
 
     def forward(self, x, training=False):
-        out = get_backend().relu_forward(x)
+        out = pool.relu_forward(x)
         self._out = out if training else None
         return out
-
-    def bind(self, x):
-        out = np.empty_like(x)  # x's memory order
-        return out, lambda: np.maximum(x, 0, out=out)
 
     def backward(self, dout):
         out = self._require_cache(self._out)
         self._out = None
-        return get_backend().relu_backward(dout, out)
+        return pool.relu_backward(dout, out)
 
 
 class Flatten(Layer):
@@ -386,12 +348,6 @@ class Flatten(Layer):
         if x.flags.c_contiguous:
             return x.reshape(x.shape[0], -1)
         return buffers.copy_of(x).reshape(x.shape[0], -1)  # e.g. a channel-major activation
-
-    def bind(self, x):
-        if x.flags.c_contiguous:
-            return x.reshape(x.shape[0], -1), None
-        out = np.empty((x.shape[0], *self.output_shape), x.dtype)
-        return out, lambda: np.copyto(out.reshape(x.shape), x)
 
     def backward(self, dout):
         return dout.reshape(dout.shape[0], *self.input_shape)
@@ -425,9 +381,6 @@ class Dropout(Layer):
         np.multiply(mask >= self.rate, x.dtype.type(1.0 / (1.0 - self.rate)), out=mask)
         self._mask = mask
         return np.multiply(x, mask, out=buffers.empty(x.shape, x.dtype))
-
-    def bind(self, x):
-        return x, None  # the identity at inference
 
     def backward(self, dout):
         if self._mask is None:

@@ -1,0 +1,349 @@
+"""Realistic camera frames of handwritten digits on paper, with their ground truth.
+
+MNIST *test* digits (never training ones: the frames measure a model trained on the training set)
+are written dark on light paper the way a webcam sees a sheet: several per frame at different
+sizes and small rotations, a pen's colour, uneven light (a gradient, a vignette, a soft shadow), a
+mild perspective tilt of the sheet, lens blur, sensor noise and JPEG artefacts. Every random choice
+comes from the ``numpy.random.Generator`` passed in: the same seed gives the same frames.
+
+``python -m scratchcnn.synthetic OUT.avi`` writes a demo video (MJPG) to try the webcam example on
+without a camera.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class TruthDigit:
+    """One rendered digit: its label, its ink's box ``(x, y, w, h)`` in the frame, and the index
+    of the source image."""
+
+    digit: int
+    box: Box
+    index: int
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """Ranges the renderer draws from uniformly (each frame draws its own values)."""
+
+    size: tuple[int, int] = (640, 480)  # width, height
+    digit_height: tuple[int, int] = (36, 120)  # ink height in pixels, before perspective
+    max_rotation: float = 12.0  # degrees, each digit its own
+    perspective: float = 0.035  # corner displacement, fraction of the frame's size
+    paper: tuple[int, int] = (165, 240)  # brightest paper gray level
+    gradient: tuple[float, float] = (0.0, 0.35)  # darkening across the frame (fraction)
+    vignette: tuple[float, float] = (0.0, 0.35)  # darkening at the corners (fraction)
+    shadow: tuple[float, float] = (0.0, 0.25)  # a soft shadow's darkening (fraction)
+    ink_strength: tuple[float, float] = (0.6, 0.9)  # how much of the light the pen's ink absorbs
+    blur_sigma: tuple[float, float] = (0.3, 1.1)  # lens blur, pixels
+    noise_sigma: tuple[float, float] = (1.5, 6.0)  # sensor noise, gray levels
+    jpeg_quality: tuple[int, int] = (55, 90)
+    margin: float = 0.07  # keep digits this fraction of the frame away from its edges
+
+
+def mnist_test_digits(data_dir=None, download: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The 10,000 MNIST *test* images uint8 (10000, 28, 28) and labels uint8 (10000,), through
+    :func:`scratchcnn.data.load_mnist` (same folders, same verification; no download unless
+    asked)."""
+    from scratchcnn.data import load_mnist
+
+    _, (images, labels) = load_mnist(data_dir, download=download, progress=False)
+    return images, labels
+
+
+class FrameRenderer:
+    """Renders frames from ``images`` uint8 (N, 28, 28) (MNIST style: light digit on black) and
+    their ``labels`` (N,).
+
+    :meth:`render` returns ``(frame, truth)``: a BGR uint8 frame (H, W, 3) and a list of
+    :class:`TruthDigit`. :meth:`blank` renders the same paper, light and noise with no digits.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, config: RenderConfig | None = None):
+        images = np.asarray(images)
+        if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
+            raise ValueError("images must be (N, 28, 28) with one label each")
+        self.images = images
+        self.labels = np.asarray(labels)
+        self.config = config or RenderConfig()
+
+    # -- the sheet and the light ----------------------------------------------------------------
+    def _lighting(self, rng: np.random.Generator) -> np.ndarray:
+        """Paper brightness float32 (H, W, 3): base level x gradient x vignette x shadow x tint."""
+        c = self.config
+        w, h = c.size
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        xs, ys = xs / w - 0.5, ys / h - 0.5
+        light = np.full((h, w), rng.uniform(*c.paper), dtype=np.float32)
+        angle = rng.uniform(0, 2 * np.pi)
+        ramp = xs * np.cos(angle) + ys * np.sin(angle)  # -0.7 .. 0.7
+        light *= 1.0 - rng.uniform(*c.gradient) * (ramp - ramp.min()) / np.ptp(ramp)
+        cx, cy = rng.uniform(-0.2, 0.2, size=2)
+        r2 = (xs - cx) ** 2 + (ys - cy) ** 2
+        light *= 1.0 - rng.uniform(*c.vignette) * r2 / r2.max()
+        # A soft shadow: a large blurred ellipse, e.g. of a hand or the camera.
+        shadow = np.zeros((h, w), dtype=np.float32)
+        center = (int(rng.uniform(0, w)), int(rng.uniform(0, h)))
+        axes = (int(rng.uniform(0.2, 0.6) * w), int(rng.uniform(0.15, 0.5) * h))
+        cv2.ellipse(shadow, center, axes, rng.uniform(0, 180), 0, 360, 1.0, -1)
+        shadow = cv2.GaussianBlur(shadow, (0, 0), 0.12 * w)
+        light *= 1.0 - rng.uniform(*c.shadow) * shadow
+        tint = rng.uniform(0.92, 1.04, size=3).astype(np.float32)  # warm or cool light
+        return light[:, :, None] * tint
+
+    def _perspective(self, rng: np.random.Generator) -> np.ndarray:
+        """A random homography (3, 3) moving each frame corner by up to ``perspective``."""
+        w, h = self.config.size
+        src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+        jitter = rng.uniform(-1, 1, size=(4, 2)) * self.config.perspective * np.float32([w, h])
+        return cv2.getPerspectiveTransform(src, (src + jitter).astype(np.float32))
+
+    def _camera(self, rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+        """Lens blur, sensor noise and JPEG compression of a float BGR image; returns uint8."""
+        c = self.config
+        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(*c.blur_sigma))
+        image += rng.normal(0.0, rng.uniform(*c.noise_sigma), size=image.shape).astype(np.float32)
+        image = np.clip(image + 0.5, 0, 255).astype(np.uint8)
+        quality = int(rng.integers(c.jpeg_quality[0], c.jpeg_quality[1] + 1))
+        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:  # pragma: no cover - the wheel always has a JPEG codec
+            return image
+        return cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+
+    # -- the digits ------------------------------------------------------------------------------
+    def _ink_aspect(self, index: int) -> float:
+        """Width / height of the ink of source image ``index``."""
+        ys, xs = np.nonzero(self.images[index] > 90)
+        if len(ys) == 0:
+            return 1.0
+        return (xs.max() - xs.min() + 1) / float(ys.max() - ys.min() + 1)
+
+    def _layout(self, rng, n_digits: int) -> list[tuple[int, int, float, float, float]]:
+        """Up to ``n_digits`` digits as (index, height, angle, cx, cy), their rotated ink boxes
+        apart from each other by at least 0.15 of the sum of their heights and inside the margins. A digit
+        that finds no room shrinks; one that still finds none is left out."""
+        c = self.config
+        w, h = c.size
+        lo, hi = c.digit_height
+        hi_fit = int(min(hi, 0.75 * h / max(1.0, np.sqrt(n_digits))))
+        indices = rng.choice(len(self.images), size=n_digits, replace=False)
+        placed = []  # (index, height, angle, cx, cy, half width, half height)
+        for index in indices:
+            height = int(rng.uniform(lo, max(lo, hi_fit) + 1))
+            angle = rng.uniform(-c.max_rotation, c.max_rotation)
+            width = self._ink_aspect(index) * height
+            cos, sin = abs(np.cos(np.deg2rad(angle))), abs(np.sin(np.deg2rad(angle)))
+            for attempt in range(500):
+                if attempt and attempt % 100 == 0:
+                    height, width = max(lo, int(height * 0.85)), width * 0.85
+                hw = 0.5 * (width * cos + height * sin) + 0.15 * height
+                hh = 0.5 * (width * sin + height * cos) + 0.15 * height
+                if 2 * hw >= (1 - 2 * c.margin) * w or 2 * hh >= (1 - 2 * c.margin) * h:
+                    continue
+                cx = rng.uniform(c.margin * w + hw, (1 - c.margin) * w - hw)
+                cy = rng.uniform(c.margin * h + hh, (1 - c.margin) * h - hh)
+                if all(abs(cx - p[3]) > hw + p[5] or abs(cy - p[4]) > hh + p[6] for p in placed):
+                    placed.append((int(index), height, angle, cx, cy, hw, hh))
+                    break
+        return [p[:5] for p in placed]
+
+    def render(
+        self, rng: np.random.Generator, n_digits: int
+    ) -> tuple[np.ndarray, list[TruthDigit]]:
+        """A BGR uint8 frame (H, W, 3) with ``n_digits`` digits, and their ground truth.
+
+        Each digit is a random test image, scaled so its ink is 36-120 pixels tall (less when many
+        share the frame), rotated by up to 12 degrees; the whole sheet is then tilted in
+        perspective, lit unevenly and photographed (blur, noise, JPEG). Digits never touch; in
+        the rare frame where one finds no room, the frame has fewer digits (see the truth).
+        """
+        c = self.config
+        w, h = c.size
+        layout = self._layout(rng, n_digits)
+        indices = [index for index, *_ in layout]
+        ink = np.zeros((h, w), dtype=np.float32)
+        points = [
+            self._draw_digit(ink, self.images[index], height, angle, cx, cy)
+            for index, height, angle, cx, cy in layout
+        ]
+        homography = self._perspective(rng)
+        ink = cv2.warpPerspective(ink, homography, (w, h), flags=cv2.INTER_LINEAR)
+        truth = []
+        for index, pts in zip(indices, points, strict=True):
+            warped = cv2.perspectiveTransform(pts[None].astype(np.float32), homography)[0]
+            x0, y0 = np.floor(warped.min(axis=0)).astype(int)
+            x1, y1 = np.ceil(warped.max(axis=0)).astype(int)
+            truth.append(
+                TruthDigit(int(self.labels[index]), (x0, y0, x1 - x0, y1 - y0), int(index))
+            )
+        light = self._lighting(rng)
+        if rng.random() < 0.5:  # black pen
+            strength = np.full(3, rng.uniform(*c.ink_strength), dtype=np.float32)
+        else:  # blue pen: absorbs red and green more than blue
+            s = rng.uniform(*c.ink_strength)
+            strength = np.float32([0.55 * s, 0.85 * s, s])
+        frame = light * (1.0 - ink[:, :, None] * strength)
+        return self._camera(rng, frame), truth
+
+    @staticmethod
+    def _draw_digit(ink, image, height, angle, cx, cy) -> np.ndarray:
+        """Draw one 28x28 digit into the ink canvas (max blend), ``height`` pixels tall, rotated by
+        ``angle`` degrees, centered at (cx, cy); returns the frame coordinates (K, 2) of its ink pixels' corners."""
+        digit = image.astype(np.float32) / 255.0
+        ys, xs = np.nonzero(digit > 0.35)
+        if len(ys) == 0:
+            return np.float32([[cx, cy]])
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        scale = height / float(y1 - y0)
+        # Map MNIST coordinates to the frame: about the ink box center, scale, rotate, move.
+        matrix = cv2.getRotationMatrix2D(((x0 + x1) / 2, (y0 + y1) / 2), angle, scale)
+        matrix[:, 2] += (cx - (x0 + x1) / 2, cy - (y0 + y1) / 2)
+        corners = np.float32([[0, 0], [28, 0], [28, 28], [0, 28]])
+        mapped = corners @ matrix[:, :2].T + matrix[:, 2]
+        fh, fw = ink.shape
+        px0, py0 = np.maximum(np.floor(mapped.min(axis=0)).astype(int) - 1, 0)
+        px1, py1 = np.minimum(np.ceil(mapped.max(axis=0)).astype(int) + 1, (fw, fh))
+        local = matrix.copy()
+        local[:, 2] -= (px0, py0)
+        patch = cv2.warpAffine(
+            digit, local, (int(px1 - px0), int(py1 - py0)), flags=cv2.INTER_CUBIC, borderValue=0
+        )
+        patch = np.clip(patch, 0.0, 1.0)
+        region = ink[py0:py1, px0:px1]
+        np.maximum(region, patch, out=region)
+        # The ink's extent: the four corners of each ink pixel, mapped.
+        pix = np.stack([xs, ys], axis=1).astype(np.float32)
+        pix = np.concatenate([pix, pix + (1, 0), pix + (0, 1), pix + (1, 1)])
+        return pix @ matrix[:, :2].T + matrix[:, 2]
+
+    def blank(self, rng: np.random.Generator) -> np.ndarray:
+        """Paper with the same uneven light, tilt, blur, noise and JPEG, and no digits."""
+        return self._camera(rng, self._lighting(rng))
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two ``(x, y, w, h)`` boxes."""
+    iw = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    ih = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    return inter / float(a[2] * a[3] + b[2] * b[3] - inter)
+
+
+@dataclass
+class MatchCounts:
+    """How detections compare with the ground truth, summed over frames.
+
+    ``matched``: truths with a detection (IoU >= the threshold, one detection per truth);
+    ``correct``: matched ones read as the right digit; ``false_positives``: detections matching
+    no truth.
+    """
+
+    truths: int = 0
+    detections: int = 0
+    matched: int = 0
+    correct: int = 0
+    false_positives: int = 0
+
+    @property
+    def detection_rate(self) -> float:
+        return self.matched / self.truths if self.truths else 1.0
+
+    @property
+    def reading_accuracy(self) -> float:
+        return self.correct / self.matched if self.matched else 1.0
+
+    def add(self, truth: list[TruthDigit], detections, min_iou: float = 0.5) -> MatchCounts:
+        """Count one frame. ``detections``: objects with ``box`` and ``digit`` (or dicts with
+        those keys). Pairs are matched greedily from the highest IoU down."""
+        found = [
+            (tuple(d["box"]), d["digit"]) if isinstance(d, dict) else (tuple(d.box), d.digit)
+            for d in detections
+        ]
+        pairs = sorted(
+            (
+                (iou(t.box, box), i, j)
+                for i, t in enumerate(truth)
+                for j, (box, _) in enumerate(found)
+            ),
+            reverse=True,
+        )
+        used_t, used_d = set(), set()
+        for overlap, i, j in pairs:
+            if overlap < min_iou:
+                break
+            if i in used_t or j in used_d:
+                continue
+            used_t.add(i)
+            used_d.add(j)
+            self.correct += int(found[j][1] == truth[i].digit)
+        self.truths += len(truth)
+        self.detections += len(found)
+        self.matched += len(used_t)
+        self.false_positives += len(found) - len(used_d)
+        return self
+
+
+def write_video(path, frames, fps: float = 15.0) -> Path:
+    """Write BGR uint8 frames (all the same size) to ``path`` as MJPG (an .avi plays everywhere)."""
+    path = Path(path)
+    frames = list(frames)
+    if not frames:
+        raise ValueError("no frames to write")
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    if not writer.isOpened():
+        raise OSError(f"{path}: cannot write a video here (MJPG .avi)")
+    try:
+        for frame in frames:
+            writer.write(frame)
+    finally:
+        writer.release()
+    return path
+
+
+def main(argv=None) -> int:
+    """``python -m scratchcnn.synthetic OUT.avi``: a demo video of rendered frames."""
+    p = argparse.ArgumentParser(
+        prog="python -m scratchcnn.synthetic",
+        description="Write a video of MNIST test digits on unevenly lit paper (MJPG .avi).",
+    )
+    p.add_argument("output", type=Path, help="video file to write, e.g. demo.avi")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder with the MNIST IDX files (default: $SCRATCHCNN_DATA, then the cache)",
+    )
+    p.add_argument("--download", action="store_true", help="download MNIST if it is missing")
+    p.add_argument("--frames", type=int, default=60)
+    p.add_argument("--digits", type=int, default=6, help="digits per frame (default 6)")
+    p.add_argument("--fps", type=float, default=5.0)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    from scratchcnn.cli import run_cli
+
+    def run() -> int:
+        renderer = FrameRenderer(*mnist_test_digits(args.data_dir, args.download))
+        rng = np.random.default_rng(args.seed)
+        frames = [renderer.render(rng, args.digits)[0] for _ in range(args.frames)]
+        write_video(args.output, frames, args.fps)
+        print(f"wrote {args.output}: {args.frames} frames of {args.digits} digits")
+        return 0
+
+    return run_cli("python -m scratchcnn.synthetic", run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
