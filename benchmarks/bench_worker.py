@@ -64,11 +64,6 @@ class ScratchSystem:
 
             self.info.update(numba=numba.__version__, numba_threads=numba.get_num_threads())
 
-    def initial_weights(self) -> list[np.ndarray]:
-        from scratchcnn.nn.interop import to_keras_weights
-
-        return to_keras_weights(self.model)
-
     def load(self, x_train, y_train, x_test, y_test):
         self.x_train, self.y_train, self.x_test, self.y_test = x_train, y_train, x_test, y_test
 

@@ -33,7 +33,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import scratchcnn as sc  # noqa: E402
-from scratchcnn.nn.interop import from_keras_weights, to_keras_weights  # noqa: E402
+from scratchcnn.nn.interop import to_keras_weights  # noqa: E402
 
 
 def configure_threads(threads: int | None = None) -> int:
@@ -167,11 +167,6 @@ def compile_like(
         metrics=["accuracy"],
     )
     return kmodel
-
-
-def scratchcnn_from_keras(kmodel: keras.Model, name: str, **build_kwargs) -> sc.Sequential:
-    """A scratchcnn model of architecture ``name`` holding ``kmodel``'s weights."""
-    return from_keras_weights(sc.build_model(name, **build_kwargs), kmodel.get_weights())
 
 
 def versions() -> dict:

@@ -43,7 +43,8 @@ def check_system(results, name, train_images=2000, test_images=2000):
     assert 0 < epoch["train_loss"] < 10
     assert 0.5 < epoch["test_accuracy"] <= 1  # 2,000 images are enough to learn something
     inference = entry["inference"]
-    assert inference["images_per_s"] > 0 and 0 <= inference["accuracy"] <= 1
+    assert inference["images_per_s"] > 0
+    assert inference["accuracy"] == pytest.approx(epoch["test_accuracy"], abs=1e-6)  # one model
     for latency in ("call_latency", "predict_latency"):
         assert 0 < inference[latency]["median_ms"] <= inference[latency]["p90_ms"]
     assert inference["call_latency"]["calls"] == 100

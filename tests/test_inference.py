@@ -126,8 +126,9 @@ def test_plans_follow_the_layers_and_stay_few(rng):
     model = sc.build_model("lenet5", seed=0)
     x = rng.standard_normal((1, 1, 28, 28)).astype(np.float32)
     before = model.forward(x)
-    model.layers.append(sc.ReLU())  # an edited model: plans of the old steps are not used
-    model._build()
+    relu = sc.ReLU()  # an edited model: plans of the old steps are not used
+    relu.build(model.output_shape, np.random.default_rng(0))
+    model.layers.append(relu)
     out = model.forward(x)
     assert out.min() >= 0 and before.min() < 0
     np.testing.assert_array_equal(out, through_layers(model, x))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -19,9 +20,9 @@ def keras_example(num_classes: int = 10, dropout: float = 0.5) -> list[Layer]:
     ]  # fmt: skip
 
 
-def lenet5(num_classes: int = 10, dropout: float = 0.0) -> list[Layer]:
-    """LeNet-5 in its modern form (ReLU and max pooling instead of tanh and subsampling)."""
-    del dropout  # LeNet-5 has none
+def lenet5(num_classes: int = 10) -> list[Layer]:
+    """LeNet-5 in its modern form (ReLU and max pooling instead of tanh and subsampling); it has
+    no dropout."""
     return [
         Conv2D(6, 5, padding="same"), ReLU(), MaxPool2D(2),
         Conv2D(16, 5), ReLU(), MaxPool2D(2),
@@ -58,12 +59,16 @@ def build_model(
 ) -> Sequential:
     """A fresh :class:`Sequential` of the named architecture (see ``ARCHITECTURES``).
 
-    ``dropout`` overrides the architecture's rate (0 disables it, e.g. for exact comparisons).
+    ``dropout`` overrides the architecture's rate (0 disables it, e.g. for exact comparisons);
+    an architecture without dropout refuses a rate other than 0.
     """
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r}: choose one of {', '.join(ARCHITECTURES)}")
     kwargs = {"num_classes": num_classes}
     if dropout is not None:
-        kwargs["dropout"] = dropout
+        if "dropout" in inspect.signature(ARCHITECTURES[name]).parameters:
+            kwargs["dropout"] = dropout
+        elif dropout != 0:
+            raise ValueError(f"{name} has no dropout layers: dropout={dropout!r} would be ignored")
     layers = ARCHITECTURES[name](**kwargs)
     return Sequential(layers, input_shape=input_shape, seed=seed, rng=rng, dtype=dtype)

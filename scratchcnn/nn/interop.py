@@ -135,6 +135,3 @@ def from_keras_weights(model: Sequential, weights: Sequence[np.ndarray]) -> Sequ
     for param, array in converted:  # only once everything fitted; in place, keeping identities
         param.data[...] = array
     return model
-
-
-load_keras_weights = from_keras_weights
