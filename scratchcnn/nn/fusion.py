@@ -1,9 +1,6 @@
-"""Which layers a model runs as one step: a ReLU right after a MaxPool2D runs inside it.
-
-ReLU is monotone, so max(relu(x)) == relu(max(x)) exactly, and the gradients are equal too. Run
-after the pooling, the ReLU touches the pooled output (4x smaller for 2x2 pooling) instead of the
-convolution's, forward and backward, and inside the pooling kernel it costs no pass of its own.
-"""
+"""The steps a model runs: its layers, except that a ReLU right before a MaxPool2D runs after
+it, inside the pooling kernel (:class:`MaxPoolReLU`), the same numbers on a smaller array and
+without a pass of its own."""
 
 from __future__ import annotations
 

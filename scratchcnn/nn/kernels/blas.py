@@ -2,11 +2,11 @@
 
 OpenBLAS splits every product into one fixed share per core and waits for the slowest. Below a few
 million multiply-adds waking the second core costs more than it saves, and on a busy machine the
-caller waits a whole scheduler slice for a thread that is not running: measured here, a Dense
-layer's 0.1 ms product took 16 ms at the 90th percentile. So :func:`matmul` keeps BLAS on one
-thread (through ``threadpoolctl``, installed with scikit-learn; without it BLAS keeps its own
-threading), runs small products on the caller, and cuts large ones into chunks of a fixed size that
-:mod:`scratchcnn.kernels.team` hands out one at a time: columns of the result, or slices of a long
+caller waits a whole scheduler slice for a thread that is not running (benchmarks/PROFILE.md
+has the numbers). So :func:`matmul` keeps BLAS on one thread (through ``threadpoolctl``,
+installed with scikit-learn; without it BLAS keeps its own threading), runs small products on the
+caller, and cuts large ones into chunks of a fixed size that :mod:`scratchcnn.nn.kernels.team`
+hands out one at a time: columns of the result, or slices of a long
 summed dimension whose partial products are then added in float64, in order. The same chunks are
 computed whatever the number of threads, so the numbers do not depend on it, bit for bit.
 """

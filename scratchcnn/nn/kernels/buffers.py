@@ -2,7 +2,7 @@
 
 A training step allocates tens of megabytes (im2col matrices, activations, their gradients) and
 frees them again. The C library hands big blocks back to the operating system, so the next batch
-page-faults all of it in again, zero-filled: measured here, that was a quarter of a step's time.
+page-faults all of it in again, zero-filled, a large share of a step's time (benchmarks/PROFILE.md).
 
 :func:`empty` keeps the memory of every array of 64 KiB or more that it hands out, as raw blocks
 of bytes, and carves later arrays of any shape out of a block that nothing uses any more (the

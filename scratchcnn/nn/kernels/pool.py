@@ -7,7 +7,7 @@ Pooling works plane by plane (one channel of one image), so it reads its input a
 active loops (:func:`~scratchcnn.nn.kernels.backend.loops`) take each window's maximum: NumPy one
 window offset at a time over every plane, Numba one plane at a time in a compiled loop, spread
 over the team's threads. A ReLU right after a pooling runs inside it (``relu=True``,
-:class:`scratchcnn.nn.model.MaxPoolReLU`): max(relu(x)) = relu(max(x)), on a 4x smaller array.
+:class:`scratchcnn.nn.fusion.MaxPoolReLU`): max(relu(x)) = relu(max(x)), on a 4x smaller array.
 """
 
 from __future__ import annotations
