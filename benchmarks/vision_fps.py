@@ -3,7 +3,7 @@
 Each timed call is ``DigitReader.read(frame)``: grayscale, paper normalization, threshold,
 contours, merging and filtering, MNIST normalization of every crop and ONE batched
 ``predict_proba`` — everything but grabbing the frame and drawing. Frames are rendered beforehand
-(MNIST test digits on unevenly lit paper, see ``scratchcnn.synthetic``), one distinct frame per
+(MNIST test digits on unevenly lit paper, see ``scratchcnn.reader.synthetic``), one distinct frame per
 timed call; the cases are interleaved (1-digit frame, 10-digit frame, ...) so a change in the
 machine's load hits both alike. Reported: the median (and 90th percentile) per frame, the frames
 per second of the median, and each stage's median.
@@ -66,7 +66,7 @@ def run(args) -> dict:
         raise CLIError("--frames must be at least 200 (medians over fewer frames are noise)")
     backend = sc.set_backend(args.backend)
     if args.model is not None:
-        from scratchcnn.reader.predict import load_reader_model
+        from scratchcnn.reader.options import load_reader_model
 
         model, model_name = load_reader_model(args.model), str(args.model)
     else:

@@ -29,7 +29,7 @@ import cv2  # noqa: E402
 
 from scratchcnn.cli import CLIError, run_cli  # noqa: E402
 from scratchcnn.reader.annotate import debug_view, draw_detections, window_problem  # noqa: E402
-from scratchcnn.reader.predict import add_reader_arguments, detections_json, make_reader  # noqa: E402
+from scratchcnn.reader.options import add_reader_arguments, detections_json, make_reader  # noqa: E402
 from scratchcnn.reader.sources import open_camera, open_image, open_video, quiet_opencv  # noqa: E402
 
 PROG = "webcam.py"
