@@ -10,7 +10,7 @@ the Keras network has the same layers, padding, initializer kinds and parameter 
 * initializers: scratchcnn's He normal (untruncated N(0, 2/fan_in)) is
   ``VarianceScaling(2, "fan_in", "untruncated_normal")`` — not Keras's ``"he_normal"``, which is
   truncated; Glorot uniform is the same; biases start at zero. Same kinds, not the same numbers:
-  copy weights with :mod:`scratchcnn.interop` for identical starts;
+  copy weights with :mod:`scratchcnn.nn.interop` for identical starts;
 * the output is logits; the loss is ``SparseCategoricalCrossentropy(from_logits=True)``.
 
 Optimizer: Keras's SGD has scratchcnn's update rule (``v = m*v - lr*g``; Nesterov

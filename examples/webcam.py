@@ -8,8 +8,8 @@
 Keys in the window: d debug view (threshold mask and the 28x28 crops the network sees),
 space pause, s snapshot PNG, q or Esc quit.
 
-The work is done by the library: scratchcnn.vision (frame -> digits), scratchcnn.annotate
-(drawing), scratchcnn.sources (camera, video, image). This file is the loop around them.
+The work is done by the library: scratchcnn.reader.vision (frame -> digits), reader.annotate
+(drawing), reader.sources (camera, video, image). This file is the loop around them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Drawing what :class:`scratchcnn.vision.DigitReader` read: boxes and labels on the frame, and a
+"""Drawing what :class:`scratchcnn.reader.DigitReader` read: boxes and labels on the frame, and a
 debug view of the threshold mask with the strip of 28x28 crops the network saw.
 
 Every function returns a new BGR uint8 image and leaves its input untouched; none opens a window.
