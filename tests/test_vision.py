@@ -327,3 +327,32 @@ def test_window_problem_without_display(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     problem = window_problem()
     assert problem is not None and ("DISPLAY" in problem or "without a GUI" in problem)
+
+
+def test_predict_threads_one_reads_a_frame_on_the_calling_thread_alone(monkeypatch):
+    """``predict_threads=1`` (the default) holds the crops' prediction to the calling thread, even
+    when the kernels may use two and the crops are more than one block."""
+    import threading
+
+    import scratchcnn as sc
+    from scratchcnn.nn.kernels import conv
+
+    frame = np.full((240, 640, 3), 235, np.uint8)
+    for i in range(10):  # ten digits in a row: more crops than the small-batch path takes
+        cv2.putText(frame, str(i), (12 + 62 * i, 150), cv2.FONT_HERSHEY_SIMPLEX, 2.2, (20,) * 3, 6)
+    ran_on, real_matmul = [], np.matmul
+
+    def recording_matmul(*args, **kwargs):
+        ran_on.append(threading.current_thread().name)
+        return real_matmul(*args, **kwargs)
+
+    monkeypatch.setattr(conv, "BLOCK_BYTES", 1)  # one crop per block: ten blocks per layer
+    sc.set_threads(2)
+    try:
+        reader = DigitReader(sc.build_model("keras-example", seed=0))
+        monkeypatch.setattr(np, "matmul", recording_matmul)
+        result = reader.read(frame)
+    finally:
+        sc.set_threads(None)
+    assert len(result.crops) == 10
+    assert ran_on and set(ran_on) == {threading.current_thread().name}
