@@ -42,6 +42,20 @@ def run_python(args, backend: str = "numpy", timeout: float = 300, env=None, **k
     )
 
 
+@pytest.fixture(params=["numpy", "numba"])
+def backend(request):
+    """Run the test once with each kernel backend (numba's skipped when it is not installed),
+    restoring the one chosen before."""
+    import scratchcnn as sc
+
+    if request.param == "numba":
+        pytest.importorskip("numba")
+    previous = sc.backend_name()
+    sc.set_backend(request.param)
+    yield request.param
+    sc.set_backend(previous)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)

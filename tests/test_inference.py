@@ -13,16 +13,6 @@ from scratchcnn.nn.fusion import fused_plan
 from scratchcnn.nn.kernels import conv as conv_kernels
 
 
-@pytest.fixture(params=["numpy", "numba"])
-def backend(request):
-    if request.param == "numba":
-        pytest.importorskip("numba")
-    previous = sc.backend_name()
-    sc.set_backend(request.param)
-    yield request.param
-    sc.set_backend(previous)
-
-
 def through_layers(model, x):
     """The model's inference output computed step by step through the layers' own forward."""
     out = x.astype(model.dtype)

@@ -21,16 +21,6 @@ from scratchcnn.nn.kernels import blas, conv, numpy_loops, pool
 BACKENDS = ["numpy", "numba"]
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    if request.param == "numba":
-        pytest.importorskip("numba")
-    previous = sc.backend_name()
-    sc.set_backend(request.param)
-    yield request.param
-    sc.set_backend(previous)
-
-
 @pytest.fixture(params=["serial", "parallel"])
 def split(request, monkeypatch):
     """Run on the calling thread alone, then with every convolution cut into blocks of one image,
