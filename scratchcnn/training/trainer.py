@@ -8,8 +8,9 @@ optimizer's velocities, the epoch's batch order and the position within it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
@@ -19,17 +20,47 @@ from scratchcnn.nn.losses import SoftmaxCrossEntropy
 from scratchcnn.nn.model import EpochStats, train_epoch
 from scratchcnn.nn.optim import SGD, ConstantSchedule, CosineSchedule, StepSchedule
 from scratchcnn.nn.serialization import (
+    ArrayHeader,
     ModelFileError,
+    check_state_headers,
     load_arrays,
     load_model_state,
-    model_from_config,
     model_state,
+    read_meta,
     save_arrays,
 )
 from scratchcnn.training.augment import random_affine
 
 CHECKPOINT_FORMAT = "scratchcnn-checkpoint"
 SCHEDULES = ("cosine", "step", "constant")
+MAX_EPOCHS = 100_000
+MAX_BATCH_SIZE = 1 << 16
+MAX_LR = 100.0
+MAX_SEED = 2**32 - 1  # what scikit-learn's random_state accepts
+
+
+class CheckpointError(ModelFileError):
+    """A checkpoint that cannot be resumed: unreadable, or holding values out of range (a batch
+    order that is not a permutation, a position past the epoch, ...); the message names the file."""
+
+
+class TrainingDiverged(ArithmeticError):
+    """The loss or the weights became NaN or infinite. The trainer is left at the last finite
+    state (before the batch that diverged), so :meth:`Trainer.save_checkpoint` keeps it."""
+
+    def __init__(self, message: str, epoch: int, batch: int, loss: float):
+        super().__init__(message)
+        self.epoch, self.batch, self.loss = epoch, batch, loss
+
+
+def _number(value, name: str, integer: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    if integer and value != int(value):
+        raise ValueError(f"{name} must be a whole number, got {value}")
+    return value
 
 
 @dataclass
@@ -53,19 +84,47 @@ class TrainConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        """Refuse meaningless settings with a message naming the option."""
+        """Refuse meaningless settings (non-finite, out of range) with a message naming the
+        option as the train command spells it."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("int", "float"):
+                _number(value, f"--{f.name.replace('_', '-')}", integer=f.type == "int")
         checks = [
-            (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
-            (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+            (
+                1 <= self.epochs <= MAX_EPOCHS,
+                f"--epochs must be in 1..{MAX_EPOCHS}, got {self.epochs}",
+            ),
+            (
+                1 <= self.batch_size <= MAX_BATCH_SIZE,
+                f"--batch-size must be in 1..{MAX_BATCH_SIZE}, got {self.batch_size}",
+            ),
+            (0 < self.lr <= MAX_LR, f"--lr must be > 0 and <= {MAX_LR:g}, got {self.lr}"),
             (0 <= self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}"),
             (not self.nesterov or self.momentum > 0, "--nesterov needs a --momentum above 0"),
-            (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
+            (
+                0 <= self.weight_decay < 1,
+                f"--weight-decay must be in [0, 1), got {self.weight_decay}",
+            ),
             (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
-            (0 <= self.warmup_epochs < self.epochs, "--warmup-epochs must be in [0, epochs)"),
-            (self.step_epochs >= 1, "--step-epochs must be >= 1"),
-            (self.max_shift >= 0 and self.max_rotation >= 0, "augmentation ranges must be >= 0"),
-            (0 <= self.max_scale < 1, "--max-scale must be in [0, 1)"),
+            (
+                0 <= self.warmup_epochs < self.epochs,
+                f"--warmup-epochs must be in [0, epochs={self.epochs}), got {self.warmup_epochs}",
+            ),
+            (
+                1 <= self.step_epochs <= MAX_EPOCHS,
+                f"--step-epochs must be in 1..{MAX_EPOCHS}, got {self.step_epochs}",
+            ),
+            (
+                0 <= self.max_shift <= 14,
+                f"--max-shift must be in [0, 14] pixels, got {self.max_shift}",
+            ),
+            (
+                0 <= self.max_rotation <= 180,
+                f"--max-rotation must be in [0, 180] degrees, got {self.max_rotation}",
+            ),
+            (0 <= self.max_scale < 1, f"--max-scale must be in [0, 1), got {self.max_scale}"),
+            (0 <= self.seed <= MAX_SEED, f"--seed must be in 0..{MAX_SEED}, got {self.seed}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -116,6 +175,9 @@ class Trainer:
         self.history: list[EpochResult] = []
         self.best_val_accuracy = -1.0
         self._running = EpochStats()
+        self._good: dict | None = None  # the state before the current batch (see _remember)
+        self._diverged: tuple[int, float] | None = None
+        self.checkpoint_extra: dict = {}  # what save_checkpoint(extra=...) stored, once resumed
 
     def _make_schedule(self):
         c, total = self.config, self.config.epochs * self.steps_per_epoch
@@ -140,6 +202,7 @@ class Trainer:
         pixels converted), augmented when the config says so, and their labels."""
         bs = self.config.batch_size
         for position in range(self.position, self.steps_per_epoch):
+            self._remember(position)
             indices = self.order[position * bs : (position + 1) * bs]
             x = self.x_train[indices]
             if x.dtype == np.uint8:
@@ -158,9 +221,23 @@ class Trainer:
     ) -> EpochResult | None:
         """Train until the end of the epoch (returns its result) or until ``should_stop()`` is
         true after a batch (returns None; the trainer is then at a clean batch boundary).
-        ``on_batch`` gets the epoch's running :class:`~scratchcnn.nn.model.EpochStats`."""
+        ``on_batch`` gets the epoch's running :class:`~scratchcnn.nn.model.EpochStats`.
+
+        Raises :class:`TrainingDiverged` when a batch's loss or the updated weights are NaN or
+        infinite, after putting the trainer back to the state before that batch."""
         if self.order is None:
             self.order = self.rng.permutation(len(self.x_train))
+        self._diverged = None
+
+        def after_batch(stats: EpochStats) -> None:
+            if not (math.isfinite(stats.batch_loss) and self.weights_finite()):
+                self._diverged = (self.position + stats.batches, stats.batch_loss)
+            if on_batch is not None:
+                on_batch(stats)
+
+        def stop() -> bool:
+            return self._diverged is not None or (should_stop is not None and should_stop())
+
         stats = train_epoch(
             self.model,
             self.optimizer,
@@ -169,13 +246,53 @@ class Trainer:
             self.schedule,
             self.step,
             self._running,
-            on_batch,
-            should_stop,
+            after_batch,
+            stop,
         )
+        if self._diverged is not None:
+            batch, loss = self._diverged
+            self._restore()
+            problem = (
+                "the weights are no longer finite" if math.isfinite(loss) else f"the loss is {loss}"
+            )
+            raise TrainingDiverged(
+                f"training diverged in epoch {self.epoch + 1} at batch {batch}: {problem}; "
+                f"the learning rate ({self.config.lr:g}) is likely too high",
+                self.epoch + 1,
+                batch,
+                loss,
+            )
         self.position += stats.batches
         if self.position < self.steps_per_epoch:
             return None
         return self._end_epoch()
+
+    def weights_finite(self) -> bool:
+        """True when every weight is a finite number (one sum per parameter: cheap)."""
+        return all(
+            math.isfinite(float(p.data.sum(dtype=np.float64))) for p in self.model.parameters()
+        )
+
+    def _remember(self, position: int) -> None:
+        """Keep the state before batch ``position`` (into reused buffers), so a diverging batch
+        can be undone: weights, velocities, the generator, the epoch's running totals."""
+        arrays = [p.data for p in self.model.parameters()] + list(self.optimizer.velocities)
+        if self._good is None or len(self._good["arrays"]) != len(arrays):
+            self._good = {"arrays": [np.empty_like(a) for a in arrays]}
+        for saved, current in zip(self._good["arrays"], arrays, strict=True):
+            np.copyto(saved, current)
+        self._good["position"] = position
+        self._good["rng"] = self.rng.bit_generator.state
+        self._good["running"] = replace(self._running)
+
+    def _restore(self) -> None:
+        good = self._good
+        arrays = [p.data for p in self.model.parameters()] + list(self.optimizer.velocities)
+        for current, saved in zip(arrays, good["arrays"], strict=True):
+            np.copyto(current, saved)
+        self.position = good["position"]
+        self.rng.bit_generator.state = good["rng"]
+        self._running = good["running"]
 
     def _end_epoch(self) -> EpochResult:
         run = self._running
@@ -201,14 +318,27 @@ class Trainer:
         """True (and remembered) when ``result`` has the best validation accuracy so far; with no
         validation set every epoch counts as the best, so the latest weights are kept."""
         score = result.val_accuracy if result.val_accuracy is not None else float(result.epoch)
+        if not self.weights_finite():  # never keep a NaN model as the best
+            return False
         if score > self.best_val_accuracy:
             self.best_val_accuracy = score
             return True
         return False
 
+    def extend(self, epochs: int) -> None:
+        """Train for ``epochs`` in all (more than planned): the schedule is recomputed for the
+        new total from the current step on (a cosine rate rises again from where it was)."""
+        if epochs < self.config.epochs:
+            raise ValueError(f"cannot shorten a run of {self.config.epochs} epochs to {epochs}")
+        config = replace(self.config, epochs=int(epochs))
+        config.validate()
+        self.config = config
+        self.schedule = self._make_schedule()
+
     # -- checkpoints ------------------------------------------------------------------------
-    def save_checkpoint(self, path) -> None:
-        """Write everything needed to resume (atomically): weights, velocities, RNG, position."""
+    def save_checkpoint(self, path, extra: dict | None = None) -> None:
+        """Write everything needed to resume (atomically): weights, velocities, RNG, position,
+        and ``extra`` (JSON-able: e.g. the command line's whole run configuration)."""
         arrays = {f"model/{k}": v for k, v in model_state(self.model).items()}
         opt = self.optimizer.state_dict()
         arrays.update({f"optimizer/{i}": v for i, v in enumerate(opt.pop("velocities"))})
@@ -226,37 +356,134 @@ class Trainer:
             "running": asdict(self._running),
             "history": [asdict(r) for r in self.history],
             "best_val_accuracy": self.best_val_accuracy,
+            "extra": extra or {},
         }
         save_arrays(path, arrays, meta)
 
-    @classmethod
-    def from_checkpoint(cls, path, x_train, y_train, x_val=None, y_val=None) -> Trainer:
-        """Rebuild a trainer from :meth:`save_checkpoint`'s file, ready to continue."""
-        arrays, meta = load_arrays(path, CHECKPOINT_FORMAT)
+    @staticmethod
+    def read_checkpoint_meta(path) -> dict:
+        """A checkpoint's JSON metadata (its ``config``, ``extra``, epoch, ...) without loading
+        any array; raises :class:`CheckpointError` naming the file when it cannot be read."""
         try:
-            known = {f.name for f in fields(TrainConfig)}
-            config = TrainConfig(**{k: v for k, v in meta["config"].items() if k in known})
-            trainer = cls(config, x_train, y_train, x_val, y_val)
-            if trainer.model.get_config() != model_from_config(meta["architecture"]).get_config():
-                raise ModelFileError(f"{path}: architecture does not match its config")
-            params = {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")}
-            load_model_state(trainer.model, params, source=str(path))
-            velocities = [
-                arrays[f"optimizer/{i}"] for i in range(len(trainer.optimizer.velocities))
-            ]
-            trainer.optimizer.load_state_dict({**meta["optimizer"], "velocities": velocities})
-            trainer.rng.bit_generator.state = meta["rng_state"]
-            trainer.epoch, trainer.position = int(meta["epoch"]), int(meta["position"])
-            trainer.order = arrays.get("order")
-            if trainer.position and (trainer.order is None or len(trainer.order) != len(x_train)):
-                raise ModelFileError(f"{path}: batch order does not match the training set")
-            trainer._running = EpochStats(**meta["running"])
-            trainer.history = [EpochResult(**r) for r in meta["history"]]
-            trainer.best_val_accuracy = float(meta["best_val_accuracy"])
-        except ModelFileError:
+            meta, _ = read_meta(path, CHECKPOINT_FORMAT)
+        except CheckpointError:
             raise
-        except (KeyError, TypeError, ValueError) as err:
-            raise ModelFileError(
+        except ModelFileError as err:
+            raise CheckpointError(str(err)) from err
+        return meta
+
+    @classmethod
+    def from_checkpoint(
+        cls, path, x_train, y_train, x_val=None, y_val=None, epochs: int | None = None
+    ) -> Trainer:
+        """Rebuild a trainer from :meth:`save_checkpoint`'s file, ready to continue; ``epochs``
+        (not fewer than the run's) extends the run (see :meth:`extend`).
+
+        Everything is checked against the run it claims to be: names, shapes and types of the
+        arrays before they are read, then values (finite weights; epoch, position and batch
+        order in range). Raises :class:`CheckpointError` naming the file and the problem."""
+        built: list[Trainer] = []
+
+        def check(meta: dict, headers: dict[str, ArrayHeader]) -> None:
+            built.append(cls._build_for(path, meta, headers, x_train, y_train, x_val, y_val))
+
+        try:
+            arrays, meta = load_arrays(path, CHECKPOINT_FORMAT, check)
+            trainer = built[0]
+            trainer._restore_state(path, arrays, meta)
+        except CheckpointError:
+            raise
+        except ModelFileError as err:
+            raise CheckpointError(str(err)) from err
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+            raise CheckpointError(
                 f"{path}: corrupt checkpoint ({type(err).__name__}: {err})"
             ) from err
+        if epochs is not None and epochs != trainer.config.epochs:
+            trainer.extend(epochs)
         return trainer
+
+    @classmethod
+    def _build_for(cls, path, meta, headers, x_train, y_train, x_val, y_val) -> Trainer:
+        """A fresh trainer for the checkpoint's configuration, its arrays' headers checked."""
+        saved = meta.get("config")
+        if not isinstance(saved, dict):
+            raise CheckpointError(f"{path}: corrupt checkpoint (no run configuration)")
+        known = {f.name for f in fields(TrainConfig)}
+        try:
+            config = TrainConfig(**{k: v for k, v in saved.items() if k in known})
+            trainer = cls(config, x_train, y_train, x_val, y_val)
+        except ValueError as err:
+            raise CheckpointError(f"{path}: the saved configuration is invalid: {err}") from err
+        if trainer.model.get_config() != meta.get("architecture"):
+            raise CheckpointError(f"{path}: architecture does not match its config")
+        source = str(path)
+        model_headers = {k: h for k, h in headers.items() if k.startswith("model/")}
+        check_state_headers(trainer.model, model_headers, source, prefix="model/")
+        velocities = trainer.optimizer.velocities
+        for i, v in enumerate(velocities):
+            header = headers.get(f"optimizer/{i}")
+            if header is None or header.shape != v.shape or header.dtype.kind != "f":
+                raise CheckpointError(
+                    f"{path}: optimizer state {i} is missing or does not match the model"
+                )
+        expected = {*model_headers, *(f"optimizer/{i}" for i in range(len(velocities))), "order"}
+        extra = sorted(set(headers) - expected)
+        if extra:
+            raise CheckpointError(f"{path}: unexpected arrays {', '.join(map(repr, extra[:3]))}")
+        order = headers.get("order")
+        if order is not None and (order.shape != (len(x_train),) or order.dtype.kind not in "iu"):
+            raise CheckpointError(
+                f"{path}: batch order does not match the training set (it orders "
+                f"{order.shape} {order.dtype}; the training set has {len(x_train)} images)"
+            )
+        return trainer
+
+    def _restore_state(self, path, arrays: dict, meta: dict) -> None:
+        params = {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")}
+        load_model_state(self.model, params, source=str(path))
+        velocities = [arrays[f"optimizer/{i}"] for i in range(len(self.optimizer.velocities))]
+        if not all(np.isfinite(v).all() for v in velocities):
+            raise CheckpointError(f"{path}: the optimizer state holds NaN or infinite values")
+        opt = meta["optimizer"]
+        _number(opt["lr"], "the optimizer's learning rate")
+        self.optimizer.load_state_dict({**opt, "velocities": velocities})
+        self.rng.bit_generator.state = meta["rng_state"]
+        epoch, position = meta["epoch"], meta["position"]
+        for name, value in (("epoch", epoch), ("position", position)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise CheckpointError(f"{path}: {name} is {value!r}, not a whole number")
+        if not 0 <= epoch <= self.config.epochs:
+            raise CheckpointError(
+                f"{path}: epoch {epoch} is outside 0..{self.config.epochs} (the run's epochs)"
+            )
+        last = 0 if epoch == self.config.epochs else self.steps_per_epoch - 1
+        if not 0 <= position <= last:
+            raise CheckpointError(
+                f"{path}: position {position} is outside 0..{last} (batches of epoch {epoch + 1})"
+            )
+        order = arrays.get("order")
+        if order is None and position:
+            raise CheckpointError(f"{path}: position {position} in an epoch without a batch order")
+        if order is not None:
+            if not np.array_equal(np.sort(order), np.arange(len(self.x_train))):
+                raise CheckpointError(
+                    f"{path}: the batch order is not a permutation of the "
+                    f"{len(self.x_train)} training images"
+                )
+            order = order.astype(np.int64)
+        self.epoch, self.position, self.order = epoch, position, order
+        self._running = EpochStats(**meta["running"])
+        history = meta["history"]
+        if not isinstance(history, list) or len(history) != epoch:
+            raise CheckpointError(f"{path}: the history does not list {epoch} epochs")
+        self.history = [EpochResult(**r) for r in history]
+        self.best_val_accuracy = float(meta["best_val_accuracy"])
+        self.checkpoint_extra = meta.get("extra") or {}
+
+
+def at_chance(result: EpochResult, num_classes: int = 10) -> bool:
+    """True when an epoch learned nothing: accuracy and loss no better than guessing."""
+    return result.train_accuracy < 1.5 / num_classes and result.train_loss > 0.9 * math.log(
+        num_classes
+    )
