@@ -3,13 +3,17 @@
 An IDX file is a 4-byte magic number — two zero bytes, a type code, the number of dimensions —
 then one big-endian uint32 per dimension, then the elements in C order, big-endian. Files ending in
 ``.gz`` are gzip-compressed. The reader checks everything the header promises against what the
-file holds and raises :class:`IDXFormatError`, naming the file, when they disagree; it reads the
-payload straight into the result array, so the data is never held in memory twice.
+file holds and raises :class:`IDXFormatError`, naming the file, when they disagree. An
+uncompressed file's size is compared with the header before anything is allocated; a gzip
+stream's size is unknown until it ends, so its payload is read in growing steps and a header that
+promises more than the stream holds is found before memory for the promise is allocated. Either
+way the data are never held in memory twice.
 """
 
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import sys
 import zlib
@@ -28,6 +32,7 @@ IDX_TYPES: dict[int, np.dtype] = {
 }
 _CODE_OF = {dtype.newbyteorder("="): code for code, dtype in IDX_TYPES.items()}
 _CHUNK = 1 << 20
+_FIRST_STEP = 16 << 20
 
 
 class IDXFormatError(ValueError):
@@ -93,11 +98,15 @@ def _read_stream(path: Path, stream) -> np.ndarray:
         raise IDXFormatError(f"{path}: truncated header ({ndim} dimensions declared)")
     shape = tuple(int(d) for d in np.frombuffer(header, dtype=">u4"))
     stored = IDX_TYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * stored.itemsize
+    expected = math.prod(shape) * stored.itemsize  # exact: no int64 overflow for absurd shapes
     _check_plain_size(path, stream, 4 + 4 * ndim, expected)
-
-    array = np.empty(shape, dtype=stored.newbyteorder("="))
-    got = _read_into(stream, memoryview(array.reshape(-1).view(np.uint8)))
+    native = stored.newbyteorder("=")
+    if path.suffix == ".gz":
+        buffer = _read_growing(stream, expected)
+    else:
+        buffer = np.empty(expected, dtype=np.uint8)  # the size on disk matched: safe to allocate
+        buffer = buffer[: _read_into(stream, memoryview(buffer))]
+    got = len(buffer)
     if got < expected:
         raise IDXFormatError(
             f"{path}: truncated: the header promises {expected} bytes of data for shape {shape}, "
@@ -108,9 +117,24 @@ def _read_stream(path: Path, stream) -> np.ndarray:
         raise IDXFormatError(
             f"{path}: {expected} bytes of data expected for shape {shape}, but more bytes follow"
         )
+    array = np.frombuffer(buffer, dtype=native).reshape(shape)
     if stored.itemsize > 1 and sys.byteorder == "little":
         array.byteswap(inplace=True)
     return array
+
+
+def _read_growing(stream, expected: int) -> bytearray:
+    """Up to ``expected`` bytes of ``stream`` into a bytearray that grows (doubling, from 16 MiB)
+    only as data arrive: memory follows what the stream holds, not what its header promises."""
+    buffer = bytearray(min(expected, _FIRST_STEP))
+    filled = 0
+    while True:
+        filled += _read_into(stream, memoryview(buffer)[filled:])
+        if filled < len(buffer) or len(buffer) == expected:
+            break
+        buffer.extend(bytes(min(len(buffer), expected - len(buffer))))
+    del buffer[filled:]
+    return buffer
 
 
 def _check_plain_size(path: Path, stream, header_bytes: int, expected: int) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-from scratchcnn.cli import run_cli
+from scratchcnn.cli import CLIError, run_cli
 from scratchcnn.data import load_mnist, to_float_images
+from scratchcnn.files import atomic_write_text, write_target
 from scratchcnn.nn.kernels import CHOICES, set_backend
 from scratchcnn.nn.serialization import load_model
 from scratchcnn.training.report import format_report, test_report
@@ -30,13 +32,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def evaluate(args) -> int:
     set_backend(args.backend)
+    if args.metrics_json:
+        if os.path.realpath(args.metrics_json) == os.path.realpath(args.model):
+            raise CLIError(f"--metrics-json {args.metrics_json} is the model file itself")
+        write_target(args.metrics_json)  # a regular file or a new path: refused before the work
     model = load_model(args.model)
     _, (pixels, y_test) = load_mnist(args.data_dir, download=not args.no_download)
     y_pred = model.predict(to_float_images(pixels))  # the training set stays uint8, unused
     print(f"model {args.model}: {model.count_params():,} parameters")
     print(format_report(y_test, y_pred))
     if args.metrics_json:
-        args.metrics_json.write_text(json.dumps(test_report(y_test, y_pred), indent=2))
+        atomic_write_text(args.metrics_json, json.dumps(test_report(y_test, y_pred), indent=2))
     return 0
 
 

@@ -1,18 +1,24 @@
 """``python -m scratchcnn.train``: train a CNN on MNIST, keep the best model, never lose a run.
 
-Ctrl-C (SIGINT) or SIGTERM stops at the next batch boundary and saves a checkpoint; ``--resume``
-continues from it and ends with exactly the weights an uninterrupted run would have.
+Ctrl-C (SIGINT) or SIGTERM stops at the next batch boundary and saves a checkpoint (a second one
+does not abandon it); ``--resume CHECKPOINT`` alone continues that run — the checkpoint holds the
+run's whole configuration — and ends with exactly the weights an uninterrupted run would have.
+A flag that contradicts the checkpoint is an error, except a larger ``--epochs``, which extends
+the run. The checkpoint of a completed run is removed unless ``--keep-checkpoint``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import shlex
 import signal
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,17 +28,29 @@ from tqdm import tqdm
 
 from scratchcnn.cli import EXIT_INTERRUPTED, CLIError, run_cli
 from scratchcnn.data import load_mnist, to_float_images
+from scratchcnn.files import atomic_write_text, write_target
 from scratchcnn.nn.architectures import ARCHITECTURES
 from scratchcnn.nn.kernels import CHOICES, set_backend
 from scratchcnn.nn.serialization import save_model
 from scratchcnn.training.report import format_report, save_plots, test_report
-from scratchcnn.training.trainer import SCHEDULES, TrainConfig, Trainer
+from scratchcnn.training.trainer import (
+    SCHEDULES,
+    CheckpointError,
+    TrainConfig,
+    Trainer,
+    TrainingDiverged,
+    at_chance,
+)
 
 PROG = "python -m scratchcnn.train"
 DEFAULT_OUTPUT = Path("models/scratchcnn.npz")
+# Flags that change how this session runs, not what the run computes or where it writes: free to
+# differ on --resume. Every other flag is part of the run's configuration, saved in its checkpoint.
+SESSION_FLAGS = ("resume", "no_progress", "backend", "no_download", "keep_checkpoint")
+PATH_FLAGS = ("data_dir", "output", "checkpoint", "metrics_json", "report_dir")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument(
@@ -99,13 +117,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--val-size",
         type=float,
         default=5000,
-        help="stratified validation split: a count, or a fraction if < 1 (default 5000; 0: none)",
+        help="images held out for validation (stratified): a count, or a fraction of the "
+        "training data if < 1 (default 5000; 0: none)",
     )
     p.add_argument(
         "--train-size",
         type=int,
         default=None,
-        help="train on a stratified subset of this many images",
+        help="train on a stratified subset of this many images, besides the validation set "
+        "(default: all the others)",
     )
     p.add_argument(
         "--seed",
@@ -137,14 +157,30 @@ def parse_args(argv=None) -> argparse.Namespace:
         const=True,
         default=None,
         metavar="CHECKPOINT",
-        help="continue an interrupted run (from --checkpoint or the given file)",
+        help="continue the run saved in CHECKPOINT (default: --checkpoint's file) with its "
+        "own configuration; other flags must agree with it, except a larger --epochs",
+    )
+    p.add_argument(
+        "--keep-checkpoint",
+        action="store_true",
+        help="keep the checkpoint after the run completes (to extend it later with --epochs)",
     )
     p.add_argument("--metrics-json", type=Path, help="write metrics as JSON here")
     p.add_argument("--report-dir", type=Path, help="write PNG plots here (needs matplotlib)")
     p.add_argument(
         "--no-progress", action="store_true", help="no progress bar (summary lines only)"
     )
-    return p.parse_args(argv)  # fmt: skip
+    return p  # fmt: skip
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The flags, with ``given``: the names of those the command line set explicitly."""
+    args = build_parser().parse_args(argv)
+    explicit = build_parser()
+    for action in explicit._actions:  # parse again with no defaults: what remains was given
+        action.default = argparse.SUPPRESS
+    args.given = set(vars(explicit.parse_args(argv)))
+    return args
 
 
 def config_from_args(args) -> TrainConfig:
@@ -152,43 +188,180 @@ def config_from_args(args) -> TrainConfig:
     return TrainConfig(**{k: getattr(args, k) for k in names})
 
 
-def check_writable(path: Path) -> None:
-    """Fail before training, not after, when ``path`` cannot be written."""
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+# -- the run's configuration, saved in its checkpoint ---------------------------------------------
+def _saved_value(name: str, value):
+    """A flag's value as the checkpoint keeps it: JSON, paths absolute (a resume from another
+    folder writes where the run wrote)."""
+    if name in PATH_FLAGS and value is not None:
+        return os.path.abspath(os.path.expanduser(str(value)))
+    return value
+
+
+def run_config(args) -> dict:
+    """Every flag that defines the run (all but :data:`SESSION_FLAGS`), JSON-able."""
+    return {
+        name: _saved_value(name, value)
+        for name, value in vars(args).items()
+        if name not in SESSION_FLAGS and name != "given"
+    }
+
+
+def resume_args(args, checkpoint: Path, meta: dict) -> argparse.Namespace:
+    """The run saved in ``checkpoint``, with this session's flags. A flag given on the command
+    line must agree with the run, except a larger ``--epochs`` (extends the run) and
+    ``--data-dir`` (the same verified data, found elsewhere)."""
+    defaults = vars(build_parser().parse_args([]))
+    saved = (meta.get("extra") or {}).get("run")
+    config = meta.get("config")
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{checkpoint}: corrupt checkpoint (no training configuration)")
+    if not isinstance(saved, dict):  # a checkpoint from before runs were saved: its TrainConfig
+        saved = {**run_config(args), **config}
+    for name, value in config.items():
+        if name in saved and saved[name] != value:
+            raise CheckpointError(
+                f"{checkpoint}: the saved run says {flag(name)} {saved[name]}, its training "
+                f"state {value}: the file was edited or is corrupt"
+            )
+    run = {name: saved.get(name, defaults[name]) for name in defaults if name not in SESSION_FLAGS}
+    for name in sorted(args.given - set(SESSION_FLAGS)):
+        mine, theirs = _saved_value(name, getattr(args, name)), run[name]
+        if name == "epochs" and isinstance(theirs, int) and mine > theirs:
+            print(f"extending the run in {checkpoint} from {theirs} to {mine} epochs")
+            run[name] = mine
+        elif name == "data_dir" or name == "checkpoint" and mine == _saved_value(name, checkpoint):
+            run[name] = mine
+        elif mine != theirs:
+            shown = "not set" if theirs is None else theirs
+            raise CLIError(
+                f"{flag(name)} {getattr(args, name)} contradicts the run in {checkpoint} "
+                f"({flag(name)} {shown}): drop it to continue that run, or start a new run "
+                "without --resume" + (" (--epochs may only grow)" if name == "epochs" else "")
+            )
+    resumed = argparse.Namespace(**run, **{k: getattr(args, k) for k in SESSION_FLAGS})
+    resumed.given = args.given
+    for name in PATH_FLAGS:
+        value = getattr(resumed, name)
+        setattr(resumed, name, None if value is None else Path(value))
+    resumed.checkpoint = checkpoint
+    return resumed
+
+
+# -- checks before any training ------------------------------------------------------------------
+def check_number_flags(args) -> None:
+    """Every numeric flag the run uses, before data are loaded: finite and in range."""
+    config_from_args(args).validate()  # refuses meaningless flags, naming them
+    val = args.val_size
+    if not math.isfinite(val) or val < 0 or (val >= 1 and val != int(val)):
+        raise CLIError(f"--val-size must be a count >= 0 or a fraction in (0, 1), got {val}")
+    if args.train_size is not None and args.train_size < 10:
+        raise CLIError(
+            f"--train-size must be at least 10 (one image per class), got {args.train_size}"
+        )
+
+
+def check_writable(path: Path, name: str) -> None:
+    """Fail before training, not after, when ``path`` cannot be written (or is a folder, a
+    device, anything but a regular file or a new path)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".probe-"):
+        target = write_target(path)  # refuses folders, devices, pipes, ...
+    except OSError as err:
+        raise CLIError(f"{name} {err}") from err
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".probe-"):
             pass
     except OSError as err:
-        raise CLIError(f"cannot write {path}: {err.strerror or err}") from err
-    if path.is_dir():
-        raise CLIError(f"cannot write {path}: it is a directory")
+        raise CLIError(f"{name}: cannot write {path}: {err.strerror or err}") from err
+
+
+def check_outputs(args, checkpoint: Path) -> None:
+    """The files the run writes: each writable, a regular file or new, and no two the same."""
+    outputs = [("--output", args.output), ("--checkpoint", checkpoint)]
+    if args.metrics_json:
+        outputs.append(("--metrics-json", args.metrics_json))
+    seen: dict[str, tuple[str, Path]] = {}
+    for name, path in outputs:
+        key = os.path.realpath(path)
+        if key in seen:
+            other, other_path = seen[key]
+            raise CLIError(
+                f"{name} {path} is the same file as {other} {other_path}: the run would overwrite "
+                "one with the other; give them different paths"
+            )
+        seen[key] = (name, path)
+    for name, path in outputs:
+        check_writable(path, name)
+    if args.report_dir and args.report_dir.exists() and not args.report_dir.is_dir():
+        raise CLIError(f"--report-dir {args.report_dir}: exists and is not a folder")
+    if args.report_dir and os.path.realpath(args.report_dir) in seen:
+        raise CLIError(f"--report-dir {args.report_dir} is one of the run's output files")
 
 
 def split_data(args, x, y):
-    """Stratified subset (``--train-size``) and validation split (``--val-size``)."""
-    if args.train_size is not None:
-        if not 10 <= args.train_size <= len(x):
-            raise CLIError(f"--train-size must be between 10 and {len(x)}")
-        if args.train_size < len(x):
-            keep, _ = train_test_split(
-                np.arange(len(x)), train_size=args.train_size, stratify=y, random_state=args.seed
-            )
-            x, y = x[np.sort(keep)], y[np.sort(keep)]
+    """The validation set (``--val-size``, stratified) held out first, then the training set:
+    ``--train-size`` images (stratified) of the rest, or all of it. Sizes are checked against the
+    data with messages naming the flags."""
+    n, classes = len(x), len(np.unique(y))
     val = args.val_size
-    if val < 0 or (val >= 1 and val != int(val)):
-        raise CLIError("--val-size must be a count >= 0 or a fraction in (0, 1)")
-    if val == 0:
-        return x, y, None, None
-    val = int(val) if val >= 1 else val
-    train_idx, val_idx = train_test_split(
-        np.arange(len(x)), test_size=val, stratify=y, random_state=args.seed
-    )
-    train_idx, val_idx = np.sort(train_idx), np.sort(val_idx)
+    count = int(val) if val >= 1 else math.ceil(val * n)
+    if count and count < classes:
+        raise CLIError(
+            f"--val-size {val:g} gives {count} validation images, fewer than the {classes} "
+            "classes: use 0 (no validation) or at least one image per class"
+        )
+    if count > n - classes:
+        raise CLIError(
+            f"--val-size {val:g} leaves {n - count} of the {n} training images to train on: "
+            f"use at most {n - classes}"
+        )
+    wanted = args.train_size if args.train_size is not None else n - count
+    if wanted > n - count:
+        raise CLIError(
+            f"--train-size {wanted} and --val-size {count} need {wanted + count} images, the "
+            f"training data hold {n}: use --train-size {n - count} or less, or a smaller --val-size"
+        )
+    everything = np.arange(n)
+    try:
+        if count:
+            rest, val_idx = train_test_split(
+                everything, test_size=count, stratify=y, random_state=args.seed
+            )
+        else:
+            rest, val_idx = everything, None
+        if wanted < len(rest):
+            if len(rest) - wanted >= classes:
+                rest, _ = train_test_split(
+                    rest, train_size=wanted, stratify=y[rest], random_state=args.seed
+                )
+            else:  # fewer left out than classes: stratifying is impossible and pointless
+                rest = np.random.default_rng(args.seed).permutation(rest)[:wanted]
+    except ValueError as err:  # e.g. a class with a single image
+        raise CLIError(f"cannot split the data with --val-size {val:g}: {err}") from err
+    train_idx = np.sort(rest)
+    if val_idx is None:
+        return x[train_idx], y[train_idx], None, None
+    val_idx = np.sort(val_idx)
     return x[train_idx], y[train_idx], x[val_idx], y[val_idx]
 
 
+def check_shapes(x_train, x_test, image_shape=(28, 28)) -> None:
+    """Images the networks cannot read (uint8 (N, 28, 28)) are found before training, not after."""
+    for name, images in (("training", x_train), ("test", x_test)):
+        if tuple(images.shape[1:]) != tuple(image_shape):
+            raise CLIError(
+                f"the {name} images are {'x'.join(map(str, images.shape[1:]))}, the networks "
+                f"read {'x'.join(map(str, image_shape))}: does the data folder hold another dataset?"
+            )
+
+
 class StopFlag:
-    """Set by SIGINT/SIGTERM; training checks it after every batch."""
+    """Set by SIGINT/SIGTERM; training checks it after every batch. The first signal says at once
+    that the run is stopping; later ones do not interrupt the checkpoint being written."""
 
     def __init__(self):
         self.signal: int | None = None
@@ -200,9 +373,12 @@ class StopFlag:
         return self
 
     def _handle(self, signum, frame):
-        if self.signal is not None:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.signal = signum
+        name = signal.Signals(signum).name
+        if self.signal is None:
+            self.signal = signum
+            _say(f"{name}: stopping at the end of this batch and saving a checkpoint")
+        else:
+            _say(f"{name}: already stopping; the checkpoint is being saved, one moment")
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -212,19 +388,30 @@ class StopFlag:
         return self.signal is not None
 
 
+def _say(text: str) -> None:
+    """A line on stderr from a signal handler: os.write is safe where print may re-enter."""
+    try:
+        os.write(sys.stderr.fileno(), f"\n{text}\n".encode())
+    except (OSError, ValueError):
+        pass
+
+
 def train(args) -> int:
     backend = set_backend(args.backend)
     checkpoint = args.checkpoint or args.output.with_name(
         args.output.name.removesuffix(".npz") + ".ckpt.npz"
     )
     if isinstance(args.resume, str):
+        if "checkpoint" in args.given and os.path.abspath(args.checkpoint) != os.path.abspath(
+            args.resume
+        ):
+            raise CLIError(f"--checkpoint {args.checkpoint} contradicts --resume {args.resume}")
         checkpoint = Path(args.resume)
-    if not args.resume:
-        config_from_args(args).validate()  # refuse meaningless flags before loading anything
-    check_writable(args.output)
-    check_writable(checkpoint)
-    if args.metrics_json:
-        check_writable(args.metrics_json)
+    if args.resume:
+        meta = Trainer.read_checkpoint_meta(checkpoint)
+        args = resume_args(args, checkpoint, meta)
+    check_number_flags(args)  # before loading anything
+    check_outputs(args, checkpoint)
     if args.report_dir:
         import importlib
 
@@ -239,16 +426,27 @@ def train(args) -> int:
     (x_all, y_all), (x_test, y_test) = load_mnist(args.data_dir, download=not args.no_download)
     x_train, y_train, x_val, y_val = split_data(args, x_all, y_all)
     del x_all, y_all  # split_data copied what it kept
+    check_shapes(x_train, x_test)
     x_test = to_float_images(x_test)
     if x_val is not None:
         x_val = to_float_images(x_val)
 
     if args.resume:
-        trainer = Trainer.from_checkpoint(checkpoint, x_train, y_train, x_val, y_val)
-        print(f"resuming {checkpoint}: epoch {trainer.epoch + 1}, batch {trainer.position}")
+        trainer = Trainer.from_checkpoint(
+            checkpoint, x_train, y_train, x_val, y_val, epochs=args.epochs
+        )
+        if trainer.finished:
+            print(
+                f"the run in {checkpoint} already finished its {trainer.config.epochs} epochs "
+                "(add --epochs N to train longer); reporting on its best model"
+            )
+        else:
+            print(f"resuming {checkpoint}: epoch {trainer.epoch + 1}, batch {trainer.position}")
     else:
         trainer = Trainer(config_from_args(args), x_train, y_train, x_val, y_val)
     config = trainer.config
+    extra = {"run": run_config(args) | {"checkpoint": _saved_value("checkpoint", checkpoint)}}
+    continue_with = f"{PROG} --resume {shlex.quote(os.path.abspath(checkpoint))}"
     val_text = f"{len(x_val)} validation" if x_val is not None else "no validation"
     print(
         f"training {config.arch} ({trainer.model.count_params():,} parameters) on {len(x_train)} "
@@ -256,6 +454,8 @@ def train(args) -> int:
         f"{trainer.steps_per_epoch} batches"
     )
 
+    # A diverging run overflows before the trainer stops it: say so once, in its own words.
+    warnings.filterwarnings("ignore", r"(overflow|invalid value) encountered", RuntimeWarning)
     started = time.perf_counter()
     with StopFlag() as stop:
         while not trainer.finished:
@@ -279,21 +479,30 @@ def train(args) -> int:
                     refresh=False,
                 )
 
-            result = trainer.run_epoch(on_batch, stop)
+            try:
+                result = trainer.run_epoch(on_batch, stop)
+            except TrainingDiverged as err:
+                bar.close()
+                trainer.save_checkpoint(checkpoint, extra)
+                kept = f"; the best model so far stays in {args.output}" if trainer.history else ""
+                raise CLIError(
+                    f"{err}; a checkpoint of the last finite state is in {checkpoint}{kept} "
+                    "(resuming repeats the run: start a new one with a lower --lr)"
+                ) from err
             bar.close()
             if result is None:
-                trainer.save_checkpoint(checkpoint)
+                trainer.save_checkpoint(checkpoint, extra)
                 name = signal.Signals(stop.signal).name
                 print(
                     f"{name}: stopped in epoch {epoch_no} after batch {trainer.position}; "
-                    f"checkpoint saved to {checkpoint}; continue with: {PROG} --resume {checkpoint}",
+                    f"checkpoint saved to {checkpoint}; continue with: {continue_with}",
                     file=sys.stderr,
                 )
                 return EXIT_INTERRUPTED
             best = trainer.is_best(result)
             if best:
                 save_model(trainer.model, args.output, extra={"epoch": result.epoch})
-            trainer.save_checkpoint(checkpoint)
+            trainer.save_checkpoint(checkpoint, extra)
             val = f"{result.val_accuracy:.2%}" if result.val_accuracy is not None else "n/a"
             print(
                 f"epoch {result.epoch}/{config.epochs}  train loss {result.train_loss:.4f}  "
@@ -301,7 +510,20 @@ def train(args) -> int:
                 f"{result.seconds:.1f} s" + (f"  -> saved {args.output}" if best else ""),
                 flush=True,
             )
+            if at_chance(result):
+                print(
+                    f"warning: epoch {result.epoch} learned nothing (train loss "
+                    f"{result.train_loss:.3f}, accuracy {result.train_accuracy:.1%}, as by "
+                    f"guessing): the learning rate --lr {config.lr:g} is likely too high (or far "
+                    "too low), or the inputs are not scaled to [0, 1]",
+                    file=sys.stderr,
+                )
             if stop():  # a signal during validation or saving: everything is already saved
+                print(
+                    f"{signal.Signals(stop.signal).name}: stopped after epoch {result.epoch}; "
+                    f"checkpoint saved to {checkpoint}; continue with: {continue_with}",
+                    file=sys.stderr,
+                )
                 return EXIT_INTERRUPTED
 
     from scratchcnn.nn.serialization import load_model
@@ -320,10 +542,14 @@ def train(args) -> int:
         "model": str(args.output),
     }
     if args.metrics_json:
-        args.metrics_json.write_text(json.dumps(metrics, indent=2))
+        atomic_write_text(args.metrics_json, json.dumps(metrics, indent=2))
     if args.report_dir:
         for path in save_plots(args.report_dir, metrics["epochs"], x_test, y_test, y_pred):
             print(f"wrote {path}")
+    if args.keep_checkpoint:
+        print(f"checkpoint kept in {checkpoint} (--resume it with a larger --epochs to extend)")
+    else:
+        checkpoint.unlink(missing_ok=True)
     return 0
 
 

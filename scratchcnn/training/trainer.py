@@ -238,17 +238,18 @@ class Trainer:
         def stop() -> bool:
             return self._diverged is not None or (should_stop is not None and should_stop())
 
-        stats = train_epoch(
-            self.model,
-            self.optimizer,
-            self._batches(),
-            self.loss,
-            self.schedule,
-            self.step,
-            self._running,
-            after_batch,
-            stop,
-        )
+        with np.errstate(over="ignore", invalid="ignore"):  # a divergence is reported below
+            stats = train_epoch(
+                self.model,
+                self.optimizer,
+                self._batches(),
+                self.loss,
+                self.schedule,
+                self.step,
+                self._running,
+                after_batch,
+                stop,
+            )
         if self._diverged is not None:
             batch, loss = self._diverged
             self._restore()
