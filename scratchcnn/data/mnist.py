@@ -214,6 +214,12 @@ def locate(
         raise ValueError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
     info = DATASETS[dataset]
     folder = data_location(data_dir, dataset)
+    if folder.exists() and not folder.is_dir():
+        source = (
+            "data_dir / --data-dir" if data_dir is not None
+            else "$SCRATCHCNN_DATA" if os.environ.get("SCRATCHCNN_DATA") else "the cache"
+        )  # fmt: skip
+        raise DatasetError(f"{folder} (from {source}) is a file, not the folder of the data")
     mirrors = list(info.mirrors if mirrors is None else mirrors)
     found = {role: _existing(folder, info.files[role][0]) for role in ROLES}
     missing = [info.files[role][0] for role in ROLES if found[role] is None]
