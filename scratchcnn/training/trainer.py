@@ -53,6 +53,30 @@ class TrainingDiverged(ArithmeticError):
         self.epoch, self.batch, self.loss = epoch, batch, loss
 
 
+def _check_type(value, annotation: str, name: str) -> None:
+    """``value`` is what a dataclass field annotated ``annotation`` (int, float, bool, str,
+    float | None) may hold, numbers finite; else ValueError naming ``name``."""
+    if annotation.endswith(" | None") and value is None:
+        return
+    annotation = annotation.removesuffix(" | None")
+    if annotation in ("int", "float"):
+        _number(value, name, integer=annotation == "int")
+    elif annotation == "bool" and not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    elif annotation == "str" and not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {value!r}")
+
+
+def _record(cls, value, what: str):
+    """A dataclass ``cls`` from a checkpoint's JSON ``value``: the same fields, each of its type."""
+    names = [f.name for f in fields(cls)]
+    if not isinstance(value, dict) or sorted(value) != sorted(names):
+        raise ValueError(f"{what} must hold exactly {', '.join(names)}")
+    for f in fields(cls):
+        _check_type(value[f.name], f.type, f"{what} {f.name!r}")
+    return cls(**value)
+
+
 def _number(value, name: str, integer: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(f"{name} must be a number, got {value!r}")
@@ -84,12 +108,10 @@ class TrainConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        """Refuse meaningless settings (non-finite, out of range) with a message naming the
-        option as the train command spells it."""
+        """Refuse meaningless settings (wrong types, non-finite, out of range) with a message
+        naming the option as the train command spells it."""
         for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type in ("int", "float"):
-                _number(value, f"--{f.name.replace('_', '-')}", integer=f.type == "int")
+            _check_type(getattr(self, f.name), f.type, f"--{f.name.replace('_', '-')}")
         checks = [
             (
                 1 <= self.epochs <= MAX_EPOCHS,
@@ -396,7 +418,7 @@ class Trainer:
             raise
         except ModelFileError as err:
             raise CheckpointError(str(err)) from err
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as err:
             raise CheckpointError(
                 f"{path}: corrupt checkpoint ({type(err).__name__}: {err})"
             ) from err
@@ -447,7 +469,9 @@ class Trainer:
         if not all(np.isfinite(v).all() for v in velocities):
             raise CheckpointError(f"{path}: the optimizer state holds NaN or infinite values")
         opt = meta["optimizer"]
-        _number(opt["lr"], "the optimizer's learning rate")
+        if not isinstance(opt, dict):
+            raise CheckpointError(f"{path}: the optimizer state is not an object")
+        _number(opt.get("lr"), "the optimizer's learning rate")
         self.optimizer.load_state_dict({**opt, "velocities": velocities})
         self.rng.bit_generator.state = meta["rng_state"]
         epoch, position = meta["epoch"], meta["position"]
@@ -474,12 +498,14 @@ class Trainer:
                 )
             order = order.astype(np.int64)
         self.epoch, self.position, self.order = epoch, position, order
-        self._running = EpochStats(**meta["running"])
+        self._running = _record(EpochStats, meta["running"], "the running totals")
         history = meta["history"]
         if not isinstance(history, list) or len(history) != epoch:
             raise CheckpointError(f"{path}: the history does not list {epoch} epochs")
-        self.history = [EpochResult(**r) for r in history]
-        self.best_val_accuracy = float(meta["best_val_accuracy"])
+        self.history = [
+            _record(EpochResult, r, f"epoch {i + 1}'s result") for i, r in enumerate(history)
+        ]
+        self.best_val_accuracy = float(_number(meta["best_val_accuracy"], "best_val_accuracy"))
         self.checkpoint_extra = meta.get("extra") or {}
 
 
