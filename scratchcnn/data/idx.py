@@ -99,7 +99,7 @@ def _read_stream(path: Path, stream) -> np.ndarray:
     shape = tuple(int(d) for d in np.frombuffer(header, dtype=">u4"))
     stored = IDX_TYPES[code]
     expected = math.prod(shape) * stored.itemsize  # exact: no int64 overflow for absurd shapes
-    _check_plain_size(path, stream, 4 + 4 * ndim, expected)
+    _check_plain_size(path, stream, 4 + 4 * ndim, expected, shape)
     native = stored.newbyteorder("=")
     if path.suffix == ".gz":
         buffer = _read_growing(stream, expected)
@@ -137,9 +137,12 @@ def _read_growing(stream, expected: int) -> bytearray:
     return buffer
 
 
-def _check_plain_size(path: Path, stream, header_bytes: int, expected: int) -> None:
-    """For uncompressed files, compare the size on disk before allocating anything."""
+def _check_plain_size(path: Path, stream, header_bytes: int, expected: int, shape) -> None:
+    """Compare the size on disk with the header before allocating anything: exactly for an
+    uncompressed file; for a gzip file, against what deflate can hold (at most 1032 bytes per
+    byte stored) and the trailer's size, confirmed by counting the stream when they disagree."""
     if path.suffix == ".gz":
+        _check_gzip_size(path, header_bytes, expected, shape)
         return
     actual = path.stat().st_size - header_bytes
     if actual < expected:
@@ -149,6 +152,38 @@ def _check_plain_size(path: Path, stream, header_bytes: int, expected: int) -> N
     if actual > expected:
         raise IDXFormatError(
             f"{path}: {actual - expected} extra bytes after the {expected} bytes of data"
+        )
+
+
+_DEFLATE_MAX_RATIO = 1032  # deflate's limit: 258 bytes from a 2-bit code, 1032 per byte
+
+
+def _check_gzip_size(path: Path, header_bytes: int, expected: int, shape) -> None:
+    stored = path.stat().st_size
+    if expected + header_bytes > stored * _DEFLATE_MAX_RATIO:
+        raise IDXFormatError(
+            f"{path}: truncated: the header promises {expected} bytes of data for shape {shape}, "
+            f"more than a gzip file of {stored} bytes can hold"
+        )
+    with open(path, "rb") as raw:  # the trailer: the uncompressed size modulo 2**32 ...
+        raw.seek(max(stored - 4, 0))
+        trailer = int.from_bytes(raw.read(4), "little")
+    if trailer == (header_bytes + expected) % 2**32:
+        return
+    total = 0  # ... is only the last member's: count the whole stream, keeping nothing
+    with gzip.open(path, "rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            total += len(chunk)
+            if total > header_bytes + expected:
+                break
+    if total < header_bytes + expected:
+        raise IDXFormatError(
+            f"{path}: truncated: the header promises {expected} bytes of data for shape {shape}, "
+            f"the file holds {total - header_bytes}"
+        )
+    if total > header_bytes + expected:
+        raise IDXFormatError(
+            f"{path}: {expected} bytes of data expected for shape {shape}, but more bytes follow"
         )
 
 
