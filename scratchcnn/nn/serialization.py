@@ -245,6 +245,10 @@ def _parse_meta(path, text: str, expected_format: str) -> dict:
 
 
 # -- architectures ------------------------------------------------------------------------------
+class _OverBudget(ValueError):
+    """Raised while building: the layers would draw more initial weights than allowed."""
+
+
 class _BudgetedGenerator(np.random.Generator):
     """A seed-0 Generator that refuses to draw more than ``budget`` numbers in all: layers draw
     their initial weights from it, so an architecture declaring more parameters than its file
@@ -261,9 +265,7 @@ class _BudgetedGenerator(np.random.Generator):
         shape = () if size is None else np.atleast_1d(np.asarray(size, dtype=np.int64)).tolist()
         count = math.prod(shape)
         if count > self.left:
-            raise ModelFileError(
-                f"{self.source}: the architecture declares more parameters than {self.holder}"
-            )
+            raise _OverBudget(f"the architecture declares more parameters than {self.holder}")
         self.left -= count
 
     def uniform(self, low=0.0, high=1.0, size=None):
@@ -373,9 +375,9 @@ def model_from_config(
     rng = _BudgetedGenerator(min(max_parameters, MAX_PARAMETERS), source, holder)
     try:
         model = Sequential(layers, input_shape=input_shape, rng=rng, dtype=dtype)
-    except ModelFileError:
-        raise
     except (TypeError, ValueError) as err:
+        if isinstance(err, _OverBudget) or isinstance(err.__cause__, _OverBudget):
+            raise ModelFileError(f"{source}: {err}") from err  # "layer 8 (Dense): ... declares"
         raise ModelFileError(f"{source}: architecture does not build: {err}") from err
     rng.left = None  # from here on the same draws as Sequential(seed=0) would make
     return model
