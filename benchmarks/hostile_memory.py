@@ -170,13 +170,15 @@ def main(argv=None) -> int:
         attacks = make_attacks(folder)
         rows = [("baseline: import scratchcnn, read nothing", None, measure("baseline", None))]
         for name, kind, path in attacks:
-            rows.append((name, path.stat().st_size, measure(kind, path)))
+            result = measure(kind, path)
+            result["outcome"] = result["outcome"].replace(str(folder) + "/", "")
+            rows.append((name, path.stat().st_size, result))
     print("| attack | file | peak RSS | time | outcome |\n|---|---:|---:|---:|---|")
     for name, size, result in rows:
         file = f"{size / MB:.2f} MB" if size is not None else ""
         peak = result.get("peak_mb", float("nan"))
         flag = "" if peak < LIMIT_MB else " **over**"
-        outcome = result["outcome"].replace(str(folder) + "/", "")[:110]
+        outcome = result["outcome"][:110]
         print(
             f"| {name} | {file} | {peak:.0f} MiB{flag} | {result.get('seconds', 0):.2f} s | {outcome} |"
         )
