@@ -233,7 +233,9 @@ def resume_args(args, checkpoint: Path, meta: dict) -> argparse.Namespace:
         if name == "epochs" and isinstance(theirs, int) and mine > theirs:
             print(f"extending the run in {checkpoint} from {theirs} to {mine} epochs")
             run[name] = mine
-        elif name == "data_dir" or name == "checkpoint" and mine == _saved_value(name, checkpoint):
+        elif name == "data_dir" or (
+            name == "checkpoint" and mine == _saved_value(name, checkpoint)
+        ):
             run[name] = mine
         elif mine != theirs:
             shown = "not set" if theirs is None else theirs
