@@ -85,9 +85,14 @@ class ScratchSystem:
 
     def train_epoch(self) -> float:
         history = self.model.fit(
-            self.x_train, self.y_train, self.optimizer, epochs=1, batch_size=self.batch_size
+            self.x_train,
+            self.y_train,
+            self.optimizer,
+            epochs=1,
+            batch_size=self.batch_size,
+            verbose=0,
         )
-        return history[0]["loss"]
+        return history.history["loss"][0]
 
     def evaluate(self, batch_size: int) -> tuple[float, float]:
         return self.model.evaluate(self.x_test, self.y_test, batch_size=batch_size)

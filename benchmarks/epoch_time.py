@@ -225,9 +225,9 @@ def profile(config: str, x: np.ndarray, y: np.ndarray, batches: int) -> dict:
 def epoch_seconds(config: str, x: np.ndarray, y: np.ndarray) -> float:
     """Wall time of ``model.fit`` for one epoch over ``x`` (after a one-batch warm-up)."""
     model, optimizer = new_model(config)
-    model.fit(x[:BATCH], y[:BATCH], optimizer, epochs=1, batch_size=BATCH)
+    model.fit(x[:BATCH], y[:BATCH], optimizer, epochs=1, batch_size=BATCH, verbose=0)
     start = time.perf_counter()
-    model.fit(x, y, optimizer, epochs=1, batch_size=BATCH)
+    model.fit(x, y, optimizer, epochs=1, batch_size=BATCH, verbose=0)
     return time.perf_counter() - start
 
 
@@ -289,7 +289,7 @@ def child_memory(config: str, images: int, data: str) -> dict:
             model.train_step(batch, y[idx], optimizer)
         model.predict_proba(x[:1000][:, None].astype(np.float32) / np.float32(255.0))
     else:
-        model.fit(x[:images], y[:images], optimizer, epochs=1, batch_size=BATCH)
+        model.fit(x[:images], y[:images], optimizer, epochs=1, batch_size=BATCH, verbose=0)
         model.predict_proba(x[:1000])
     return {
         "peak_mb": peak_rss_mb(),

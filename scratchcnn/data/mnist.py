@@ -288,8 +288,26 @@ def load_mnist(
 
 
 def to_float_images(images: np.ndarray) -> np.ndarray:
-    """uint8 images (N, H, W) -> float32 (N, 1, H, W) in [0, 1], the models' NCHW input."""
-    return (np.asarray(images, dtype=np.float32) / np.float32(255.0))[:, None, :, :]
+    """uint8 images (N, H, W) or (N, 1, H, W) -> float32 (N, 1, H, W) in [0, 1], the models' input.
+
+    Anything but uint8 is refused (TypeError): the scale of a float or wider integer array cannot
+    be known from it (already in [0, 1]? 0-255? 0-65535?), and guessing from its values would
+    divide a converted set by 255 a second time, or a dark 0-255 image not at all.
+    """
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise TypeError(
+            f"to_float_images converts uint8 pixels (0-255), got {images.dtype.name}: "
+            "already converted? use the array as it is; other scales: divide by their maximum"
+        )
+    if images.ndim == 4 and images.shape[1] == 1:
+        images = images[:, 0]
+    if images.ndim != 3:
+        raise ValueError(
+            f"to_float_images takes images (N, H, W) or (N, 1, H, W), got shape {images.shape}"
+            + ("; one image: images[None]" if images.ndim == 2 else "")
+        )
+    return (images.astype(np.float32) / np.float32(255.0))[:, None, :, :]
 
 
 __all__ = [

@@ -40,14 +40,36 @@ class Parameter:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
 
 
-def _pair(value, name: str) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)):
-        pair = (int(value), int(value))
-    else:
-        pair = tuple(int(v) for v in value)
-        if len(pair) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-    return pair
+def _is_int(value) -> bool:
+    """An int or a NumPy integer, but not a bool (True is an int to Python, never a size here)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _positive_int(value, name: str) -> int:
+    """``value`` as an int >= 1; TypeError for another type (2.5, "10", True), ValueError below 1."""
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int >= 1, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return int(value)
+
+
+def _flag(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _pair(value, name: str, what: str = "an int or a pair of ints") -> tuple[int, int]:
+    if _is_int(value):
+        return int(value), int(value)
+    if (
+        isinstance(value, (tuple, list, np.ndarray))
+        and len(value) == 2
+        and all(_is_int(v) for v in value)
+    ):
+        return int(value[0]), int(value[1])
+    raise TypeError(f"{name} must be {what}, got {value!r}")
 
 
 def _positive_pair(value, name: str) -> tuple[int, int]:
@@ -126,7 +148,7 @@ class _WeightedLayer(Layer):
                 f"unknown kernel_initializer {kernel_initializer!r}: "
                 f"choose 'auto', {', '.join(map(repr, INITIALIZERS))}"
             )
-        self.use_bias = bool(use_bias)
+        self.use_bias = _flag(use_bias, "use_bias")
         self.kernel_initializer = kernel_initializer
         # Set by Sequential: "auto" means He when a ReLU follows, Glorot otherwise.
         self.followed_by_relu = False
@@ -159,9 +181,7 @@ class Conv2D(_WeightedLayer):
         kernel_initializer: str = "auto",
     ):
         super().__init__(use_bias, kernel_initializer)
-        if int(filters) < 1:
-            raise ValueError(f"filters must be >= 1, got {filters!r}")
-        self.filters = int(filters)
+        self.filters = _positive_int(filters, "filters")
         self.kernel_size = _positive_pair(kernel_size, "kernel_size")
         self.stride = _positive_pair(stride, "stride")
         if isinstance(padding, str):
@@ -171,7 +191,7 @@ class Conv2D(_WeightedLayer):
                 )
             self.padding = padding.lower()
         else:
-            self.padding = _pair(padding, "padding")
+            self.padding = _pair(padding, "padding", "an int, a pair of ints, 'same' or 'valid'")
             if min(self.padding) < 0:
                 raise ValueError(f"padding must be >= 0, got {padding!r}")
         self._cache = None
@@ -278,9 +298,7 @@ class Dense(_WeightedLayer):
 
     def __init__(self, units: int, use_bias: bool = True, kernel_initializer: str = "auto"):
         super().__init__(use_bias, kernel_initializer)
-        if int(units) < 1:
-            raise ValueError(f"units must be >= 1, got {units!r}")
-        self.units = int(units)
+        self.units = _positive_int(units, "units")
         self._x = None
 
     def build(self, input_shape, rng, dtype=np.float32):
@@ -359,6 +377,8 @@ class Dropout(Layer):
 
     def __init__(self, rate: float = 0.5):
         super().__init__()
+        if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, float, np.number)):
+            raise TypeError(f"Dropout rate must be a number in [0, 1), got {rate!r}")
         rate = float(rate)
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"Dropout rate must be in [0, 1), got {rate!r}")
