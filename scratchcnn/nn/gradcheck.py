@@ -77,13 +77,13 @@ def check_layer(
     (batch, *input_shape).
     """
     rng = rng or np.random.default_rng(0)
-    layer.build(tuple(input_shape), rng, np.float64)
+    output_shape = tuple(layer.build(tuple(input_shape), rng, np.float64))
     if x is None:
         x = rng.standard_normal((batch, *input_shape))
     x = np.array(x, dtype=np.float64)
     restore = _replay_randomness([layer])
     restore()
-    upstream = rng.standard_normal((x.shape[0], *layer.output_shape))
+    upstream = rng.standard_normal((x.shape[0], *output_shape))
 
     def loss() -> float:
         restore()

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from scratchcnn.files import atomic_write
-from scratchcnn.nn.layers import LAYER_TYPES
+from scratchcnn.nn.layers import LAYER_TYPES, Layer
 from scratchcnn.nn.model import Sequential
 
 MODEL_FORMAT = "scratchcnn-model"
@@ -347,26 +347,53 @@ def _check_architecture(config, source: str) -> tuple[list, tuple[int, ...], str
     return specs, tuple(input_shape), dtype
 
 
+def layer_types(custom_layers=None) -> dict[str, type[Layer]]:
+    """The layer classes a saved architecture may name: the built-in ones and ``custom_layers``
+    (your own, Keras's ``custom_objects``): classes of :class:`~scratchcnn.nn.layers.Layer`,
+    found by their class name, or a dict from the saved name to the class."""
+    if custom_layers is None:
+        return dict(LAYER_TYPES)
+    if isinstance(custom_layers, dict):
+        custom = dict(custom_layers)
+    elif isinstance(custom_layers, type):
+        custom = {custom_layers.__name__: custom_layers}
+    else:
+        custom = {getattr(cls, "__name__", repr(cls)): cls for cls in custom_layers}
+    for name, cls in custom.items():
+        if not (isinstance(cls, type) and issubclass(cls, Layer)):
+            raise TypeError(
+                f"custom_layers: {name!r} must be a class derived from scratchcnn.Layer, got {cls!r}"
+            )
+    return {**LAYER_TYPES, **custom}
+
+
 def model_from_config(
-    config: dict, source: str = "config", *, max_parameters: int = MAX_PARAMETERS
+    config: dict,
+    source: str = "config",
+    custom_layers=None,
+    *,
+    max_parameters: int = MAX_PARAMETERS,
 ) -> Sequential:
     """Rebuild an untrained :class:`Sequential` from :meth:`Sequential.get_config` output.
 
     The configuration is checked before anything is built (structure, types, sane sizes), and
     building stops with :class:`ModelFileError` as soon as the layers would draw more than
-    ``max_parameters`` initial weights.
+    ``max_parameters`` initial weights. ``custom_layers``: your own layer classes the
+    architecture names (see :func:`layer_types`).
     """
+    known = layer_types(custom_layers)
     specs, input_shape, dtype = _check_architecture(config, source)
     layers = []
     for i, spec in enumerate(specs):
         name = spec["class"]
-        if name not in LAYER_TYPES:
+        if name not in known:
             raise ModelFileError(
                 f"{source}: layer {i} has unknown type {name!r} "
-                f"(known: {', '.join(sorted(LAYER_TYPES))})"
+                f"(known: {', '.join(sorted(known))}); if it is your own layer, pass its class: "
+                f"load_model(path, custom_layers=[{name}])"
             )
         try:
-            layers.append(LAYER_TYPES[name](**spec.get("config", {})))
+            layers.append(known[name](**spec.get("config", {})))
         except (TypeError, ValueError) as err:
             raise ModelFileError(f"{source}: layer {i} ({name}) has a bad config: {err}") from err
     holder = (
@@ -452,17 +479,21 @@ def save_model(model: Sequential, path, extra: dict | None = None) -> Path:
     return save_arrays(path, model_state(model), meta)
 
 
-def load_model(path) -> Sequential:
+def load_model(path, custom_layers=None) -> Sequential:
     """Load a model saved by :func:`save_model`; errors name the file and what is wrong.
 
     Every check (see the module docstring) runs before the weights are inflated; a malformed,
-    foreign, oversized or non-finite file raises :class:`ModelFileError`."""
+    foreign, oversized or non-finite file raises :class:`ModelFileError`. A model holding your
+    own layers needs their classes: ``custom_layers=[Scale]`` (or a dict from the saved class
+    name to the class), as Keras's ``custom_objects``."""
     source = str(path)
     built: list[Sequential] = []
 
     def check(meta: dict, headers: dict[str, ArrayHeader]) -> None:
         declared = sum(h.size for h in headers.values())
-        model = model_from_config(meta.get("architecture"), source=source, max_parameters=declared)
+        model = model_from_config(
+            meta.get("architecture"), source, custom_layers, max_parameters=declared
+        )
         check_state_headers(model, headers, source)
         built.append(model)
 
