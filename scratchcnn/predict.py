@@ -1,4 +1,7 @@
-"""``python -m scratchcnn.predict``: the command lives in :mod:`scratchcnn.reader.predict`."""
+"""Read the handwritten digits in still images, one JSON line per image.
+
+``python -m scratchcnn.predict IMAGE...``: the command lives in :mod:`scratchcnn.reader.predict`.
+"""
 
 import sys
 

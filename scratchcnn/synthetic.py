@@ -1,4 +1,7 @@
-"""``python -m scratchcnn.synthetic``: the command lives in :mod:`scratchcnn.reader.synthetic`."""
+"""Render a video of MNIST test digits on paper, to read without a camera.
+
+``python -m scratchcnn.synthetic OUT.avi``: the command lives in :mod:`scratchcnn.reader.synthetic`.
+"""
 
 import sys
 

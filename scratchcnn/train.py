@@ -1,4 +1,7 @@
-"""``python -m scratchcnn.train``: the command lives in :mod:`scratchcnn.training.train`."""
+"""Train a CNN on MNIST, keep the best model, never lose a run.
+
+``python -m scratchcnn.train``: the command lives in :mod:`scratchcnn.training.train`.
+"""
 
 import sys
 
