@@ -2,9 +2,9 @@
 
 The list is read from the package itself, so a new command appears in it as soon as it exists: a
 command is a module directly in ``scratchcnn/`` that runs as ``python -m scratchcnn.NAME`` (it has
-an ``if __name__ == "__main__":`` block), summed up by the first line of its docstring. The
-example programs of a clone (``examples/*.py``) are listed the same way when they are there.
-Nothing is imported to make the list, so it comes at once.
+an ``if __name__ == "__main__":`` block) or a subpackage with a ``__main__.py``, summed up by the
+first line of its docstring. The example programs of a clone (``examples/*.py``) are listed the
+same way when they are there. Nothing is imported to make the list, so it comes at once.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ PACKAGE = Path(__file__).resolve().parent
 EXAMPLES = PACKAGE.parent / "examples"  # only in a clone of the repository
 
 
-def _summary(path: Path) -> str | None:
-    """The first line of the docstring of a script that runs as a program, else None."""
+def _summary(path: Path, always: bool = False) -> str | None:
+    """The first line of the docstring of a script that runs as a program (one with a
+    ``__main__`` block, or ``always``), else None."""
     source = path.read_text(encoding="utf-8")
-    if '__name__ == "__main__"' not in source:
+    if not always and '__name__ == "__main__"' not in source:
         return None
     doc = ast.get_docstring(ast.parse(source)) or ""
     return doc.strip().split("\n", 1)[0].rstrip(".")
@@ -30,10 +31,12 @@ def _summary(path: Path) -> str | None:
 def commands() -> dict[str, str]:
     """``{name: summary}`` of every ``python -m scratchcnn.NAME`` command, by name."""
     found = {}
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in PACKAGE.glob("*.py"):
         if path.stem != "__main__" and (summary := _summary(path)) is not None:
             found[path.stem] = summary
-    return found
+    for path in PACKAGE.glob("*/__main__.py"):  # python -m scratchcnn.<subpackage>
+        found[path.parent.name] = _summary(path, always=True)
+    return dict(sorted(found.items()))
 
 
 def examples() -> dict[str, str]:

@@ -9,12 +9,14 @@ PACKAGE = REPO_ROOT / "scratchcnn"
 
 
 def command_modules() -> set[str]:
-    """The modules directly in scratchcnn/ that run as ``python -m scratchcnn.NAME``."""
-    return {
+    """What runs as ``python -m scratchcnn.NAME``: the modules directly in scratchcnn/ with a
+    __main__ block, and the subpackages with a __main__.py."""
+    modules = {
         path.stem
         for path in PACKAGE.glob("*.py")
         if path.stem != "__main__" and 'if __name__ == "__main__":' in path.read_text()
     }
+    return modules | {path.parent.name for path in PACKAGE.glob("*/__main__.py")}
 
 
 def test_the_known_commands_are_there():
@@ -40,8 +42,11 @@ def test_a_new_command_module_appears_in_the_list(tmp_path, monkeypatch):
         '"""Score the reader on a synthetic video."""\nif __name__ == "__main__":\n    pass\n'
     )
     (tmp_path / "helpers.py").write_text('"""Not a command: no __main__ block."""\n')
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "__main__.py").write_text('"""Tools, one per subcommand."""\n')
     monkeypatch.setattr(entry, "PACKAGE", tmp_path)
     assert entry.commands()["score"] == "Score the reader on a synthetic video"
+    assert entry.commands()["tools"] == "Tools, one per subcommand"
     assert "helpers" not in entry.commands() and "cli" not in entry.commands()
     assert "python -m scratchcnn.score" in entry.listing()
 
