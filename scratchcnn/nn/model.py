@@ -107,8 +107,8 @@ class Sequential:
         if len(x.shape) == 4 and x.shape[1:] == (*self.input_shape[1:], self.input_shape[0]):
             hints.append(f"channels last (NHWC)? {name}.transpose(0, 3, 1, 2) gives NCHW")
         if x.dtype == np.uint8:
-            hints = ["sc.to_float_images(images) turns load_mnist()'s uint8 (N, 28, 28) images "
-                     "into float32 (N, 1, 28, 28) in [0, 1]"]  # fmt: skip
+            hints = ["sc.to_float_images(images) turns uint8 images (N, H, W), as load_mnist() "
+                     "returns them, into float32 (N, 1, H, W) in [0, 1]"]  # fmt: skip
         raise ValueError(message + "".join(f"; {hint}" for hint in hints))
 
     def _check_values(self, x: np.ndarray, name: str = "x") -> None:
