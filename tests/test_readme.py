@@ -31,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -159,6 +160,9 @@ COMMANDS: dict[str, Run | NotRun] = {
         f"python -m scratchcnn.train {SHORT_TRAIN}", TRAIN_WHY, makes=MODEL
     ),
     "python -m scratchcnn.evaluate models/scratchcnn.npz": Run(prints=r"test accuracy: \d"),
+    "python -m scratchcnn.train --resume models/scratchcnn.ckpt.npz": Run(
+        makes=MODEL, prints=r"resuming .*scratchcnn\.ckpt\.npz"
+    ),
     "python -m scratchcnn.train --backend numba": Run(
         f"python -m scratchcnn.train --backend numba {SHORT_TRAIN}", TRAIN_WHY, makes=MODEL,
         prints="backend numba",
@@ -290,7 +294,12 @@ PROVIDED = {
     "sheet.jpg": "your photo of digits on paper: a rendered frame",
     "sheet1.jpg": "your photo: a rendered frame",
     "sheet2.png": "your photo: a rendered frame",
+    "models/scratchcnn.ckpt.npz": "the checkpoint Ctrl-C leaves: python -m scratchcnn.train "
+    "--epochs 2 --train-size 4000 --val-size 500 (INTERRUPTED_RUN), stopped by SIGINT after its "
+    "first batch",
 }
+INTERRUPTED_RUN = ["-m", "scratchcnn.train", "--epochs", "2", "--train-size", "4000"]
+INTERRUPTED_RUN += ["--val-size", "500"]
 
 
 def needed(block: Block) -> list[str]:
@@ -444,7 +453,7 @@ def printer(row: Output, blocks: list[Block] | None = None) -> Block | None:
 class Runner:
     """Runs README blocks, each once per session, in folders of their own."""
 
-    def __init__(self, tmp_factory, mnist_dir: Path, provide: Callable[[str, Path], None]):
+    def __init__(self, tmp_factory, mnist_dir: Path, provide: Callable[[str, Path, dict], None]):
         self.tmp_factory, self.provide = tmp_factory, provide
         self.bin = tmp_factory.mktemp("bin")
         python = self.bin / "python"  # a script, not a link: a link would lose a virtualenv
@@ -490,7 +499,7 @@ class Runner:
     def _provide(self, names, run: BlockRun) -> None:
         for name in names:
             if not (run.folder / name).exists():
-                self.provide(name, run.folder)
+                self.provide(name, run.folder, self.env)
 
     def _python(self, block: Block, run: BlockRun) -> None:
         self._provide(needed(block), run)
@@ -533,10 +542,12 @@ def sheets(mnist_test_set):
 def runner(tmp_path_factory, mnist_dir, digit_model_path, sheets):
     import cv2
 
-    def provide(name: str, folder: Path) -> None:
+    def provide(name: str, folder: Path, env: dict) -> None:
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        if name == "models/scratchcnn.npz":
+        if name == "models/scratchcnn.ckpt.npz":
+            interrupt_a_run(folder, env)
+        elif name == "models/scratchcnn.npz":
             shutil.copy(digit_model_path, path)
         elif name.endswith(".mp4"):
             h, w = sheets[0].shape[:2]
@@ -549,6 +560,27 @@ def runner(tmp_path_factory, mnist_dir, digit_model_path, sheets):
         assert path.exists(), f"could not provide {name}"
 
     return Runner(tmp_path_factory, mnist_dir, provide)
+
+
+def interrupt_a_run(folder: Path, env: dict) -> None:
+    """Start a training run in ``folder`` and press Ctrl-C (SIGINT) once its first batch is
+    done, leaving the checkpoint a user would have."""
+    proc = subprocess.Popen(
+        [sys.executable, *INTERRUPTED_RUN], cwd=folder, env=env, text=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    seen = ""
+    try:
+        while not re.search(r"\| *[1-9]\d*/\d+ ", seen):  # the progress bar's first batch
+            chunk = proc.stderr.read(64)
+            assert chunk, f"the run ended before its first batch:\n{seen[-3000:]}"
+            seen += chunk
+        proc.send_signal(signal.SIGINT)
+        seen += proc.communicate(timeout=TIMEOUT)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "--resume" in seen, seen[-3000:]
 
 
 def blocks_of(*langs: str):
