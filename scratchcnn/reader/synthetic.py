@@ -232,6 +232,189 @@ class FrameRenderer:
         return self._camera(rng, self._lighting(rng))
 
 
+# -- sheets: rows of digits, touching pairs, sizes, tilted and sideways photos ---------------------
+@dataclass(frozen=True)
+class SheetRow:
+    """One row of a sheet: digits (indices into the renderer's images) ``height`` pixels tall
+    (their ink), with ``gaps[i]`` the space after digit ``i`` as a fraction of ``height``, or
+    None for a digit that *touches* the next one (slid against it until the inks meet, then
+    overlapping by up to ``height / 20`` pixels). A gap of ``SPACE`` or more starts a new group
+    of the row's text (``"0522 1859"``)."""
+
+    indices: tuple[int, ...]
+    height: float
+    gaps: tuple[float | None, ...] = ()
+    angle: float = 4.0  # each digit is rotated by up to this many degrees
+
+
+SPACE = 1.0  # gaps (fractions of the digit height) from this on separate groups in a row's text
+
+
+def quarter_turn_points(points: np.ndarray, size: tuple[int, int], turns: int) -> np.ndarray:
+    """Frame coordinates ``points`` (K, 2) of a (width, height) ``size`` image after
+    ``np.rot90(image, turns)`` (counterclockwise quarter turns)."""
+    w, h = size
+    x, y = points[:, 0], points[:, 1]
+    turns %= 4
+    if turns == 1:
+        return np.stack([y, w - x], axis=1)
+    if turns == 2:
+        return np.stack([w - x, h - y], axis=1)
+    if turns == 3:
+        return np.stack([h - y, x], axis=1)
+    return points
+
+
+class SheetRenderer(FrameRenderer):
+    """Sheets of handwriting photographed: rows of digits at chosen sizes and spacings (touching
+    pairs among them), the sheet tilted or turned sideways, lit and photographed like
+    :class:`FrameRenderer`'s frames.
+
+    ``images`` uint8 (N, S, S) are light digits on black of any square size S (MNIST test digits,
+    :func:`scratchcnn.data.fonts.render_font_digits`). :meth:`render` returns ``(frame, truth,
+    text)``: the BGR uint8 frame, the :class:`TruthDigit` list, and the text a reader should give
+    (rows separated by newlines, groups by spaces).
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, config: RenderConfig | None = None):
+        images = np.asarray(images)
+        if images.ndim != 3 or images.shape[1] != images.shape[2] or len(images) != len(labels):
+            raise ValueError("images must be (N, S, S) with one label each")
+        self.images = images
+        self.labels = np.asarray(labels)
+        self.config = config or RenderConfig()
+
+    def _patch(self, index: int, height: float, angle: float):
+        """Digit ``index`` drawn ``height`` pixels tall and rotated: (patch float32 (ph, pw) in
+        [0, 1], ink pixel corners (K, 2) in patch coordinates)."""
+        digit = self.images[index].astype(np.float32) / 255.0
+        ys, xs = np.nonzero(digit > 0.35)
+        if len(ys) == 0:
+            return np.zeros((1, 1), np.float32), np.zeros((1, 2), np.float32)
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        scale = height / float(y1 - y0)
+        matrix = cv2.getRotationMatrix2D(((x0 + x1) / 2, (y0 + y1) / 2), angle, scale)
+        s = digit.shape[0]
+        corners = np.float32([[0, 0], [s, 0], [s, s], [0, s]]) @ matrix[:, :2].T + matrix[:, 2]
+        lo = np.floor(corners.min(axis=0)) - 1
+        hi = np.ceil(corners.max(axis=0)) + 1
+        matrix[:, 2] -= lo
+        pw, ph = (hi - lo).astype(int)
+        patch = cv2.warpAffine(digit, matrix, (int(pw), int(ph)), flags=cv2.INTER_CUBIC)
+        pix = np.stack([xs, ys], axis=1).astype(np.float32)
+        pix = np.concatenate([pix, pix + (1, 0), pix + (0, 1), pix + (1, 1)])
+        return np.clip(patch, 0.0, 1.0), pix @ matrix[:, :2].T + matrix[:, 2]
+
+    def render(
+        self,
+        rng: np.random.Generator,
+        rows: list[SheetRow],
+        size: tuple[int, int] = (800, 600),
+        tilt: float = 0.0,
+        quarter_turns: int = 0,
+        perspective: bool = True,
+    ) -> tuple[np.ndarray, list[TruthDigit], str]:
+        """A photographed sheet of ``rows`` on paper of ``size`` (width, height) pixels.
+
+        Rows start at the top margin, each 0.6 of its height below the previous one, and at a
+        random indent; digits that do not fit in the width or height are left out (the truth
+        says what was drawn). The sheet is rotated by ``tilt`` degrees about its centre, tilted in
+        perspective (with ``perspective``), lit and photographed; then the photo is turned by
+        ``quarter_turns`` counterclockwise quarter turns (a phone held sideways), so a frame of
+        size (w, h) becomes (h, w) for odd turns. Truth boxes are in the returned frame's pixels.
+        """
+        w, h = size
+        margin = self.config.margin
+        ink = np.zeros((h, w), np.float32)
+        placed = []  # (label, index, points, row, group)
+        y = margin * h
+        lines = []
+        for r, row in enumerate(rows):
+            if y + row.height * 1.3 > (1 - margin) * h:
+                break
+            x = margin * w + rng.uniform(0, 0.1) * w
+            text, previous_gap = "", 0.0
+            for i, index in enumerate(row.indices):
+                angle = rng.uniform(-row.angle, row.angle)
+                patch, points = self._patch(int(index), row.height, angle)
+                ph, pw = patch.shape
+                ink_x0 = points[:, 0].min()
+                ink_y0 = points[:, 1].min()
+                py = int(round(y + 0.15 * row.height - ink_y0 + rng.uniform(-0.05, 0.05) * row.height))
+                px = int(round(x - ink_x0))
+                if previous_gap is None and text:  # touch the digit before
+                    px = self._touch(ink, patch, px, py, rng, row.height)
+                if px + points[:, 0].max() > (1 - margin) * w or px < 0 or py < 0:
+                    break
+                if py + ph > h or px + pw > w:
+                    break
+                region = ink[py : py + ph, px : px + pw]
+                np.maximum(region, patch, out=region)
+                if text and previous_gap is not None and previous_gap >= SPACE:
+                    text += " "
+                text += str(int(self.labels[index]))
+                placed.append((int(self.labels[index]), int(index), points + (px, py)))
+                gap = row.gaps[i] if i < len(row.gaps) else 0.3
+                previous_gap = gap
+                x = px + points[:, 0].max() + (0 if gap is None else gap * row.height)
+            if text:
+                lines.append(text)
+            y += row.height * 1.6
+        # The sheet: tilted, in perspective, lit, photographed.
+        matrix = np.eye(3)
+        if tilt:
+            matrix = np.vstack([cv2.getRotationMatrix2D((w / 2, h / 2), tilt, 1.0), [0, 0, 1]])
+        if perspective:
+            matrix = self._perspective_for(rng, size) @ matrix
+        ink = cv2.warpPerspective(ink, matrix, (w, h), flags=cv2.INTER_LINEAR)
+        light = self._lighting_for(rng, size)
+        strength = np.full(3, rng.uniform(*self.config.ink_strength), dtype=np.float32)
+        if rng.random() < 0.5:  # blue pen
+            strength *= np.float32([0.55, 0.85, 1.0])
+        frame = self._camera(rng, light * (1.0 - ink[:, :, None] * strength))
+        truth = []
+        for label, index, points in placed:
+            warped = cv2.perspectiveTransform(points[None].astype(np.float32), matrix)[0]
+            warped = quarter_turn_points(warped, size, quarter_turns)
+            x0, y0 = np.floor(warped.min(axis=0)).astype(int)
+            x1, y1 = np.ceil(warped.max(axis=0)).astype(int)
+            truth.append(TruthDigit(label, (int(x0), int(y0), int(x1 - x0), int(y1 - y0)), index))
+        if quarter_turns % 4:
+            frame = np.ascontiguousarray(np.rot90(frame, quarter_turns))
+        return frame, truth, "\n".join(lines)
+
+    @staticmethod
+    def _touch(ink, patch, px, py, rng, height) -> int:
+        """Slide ``patch`` left from ``px`` until its ink meets the ink already drawn, then a
+        little further (up to height / 20 pixels of overlap); returns the new x."""
+        ph, pw = patch.shape
+        mine = cv2.dilate((patch > 0.35).astype(np.uint8), np.ones((3, 3), np.uint8))
+        for step in range(int(0.6 * height)):
+            x = px - step
+            if x < 0 or py < 0:
+                return max(x, 0)
+            region = ink[py : py + ph, x : x + pw]
+            if region.shape != patch.shape:
+                return x
+            if np.any((region > 0.35) & (mine > 0)):
+                return x - int(rng.integers(0, max(1, int(height / 20)) + 1))
+        return px
+
+    def _perspective_for(self, rng, size) -> np.ndarray:
+        w, h = size
+        src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+        jitter = rng.uniform(-1, 1, size=(4, 2)) * self.config.perspective * np.float32([w, h])
+        return cv2.getPerspectiveTransform(src, (src + jitter).astype(np.float32))
+
+    def _lighting_for(self, rng, size) -> np.ndarray:
+        saved = self.config
+        self.config = RenderConfig(**{**saved.__dict__, "size": tuple(size)})
+        try:
+            return self._lighting(rng)
+        finally:
+            self.config = saved
+
+
 def iou(a: Box, b: Box) -> float:
     """Intersection over union of two ``(x, y, w, h)`` boxes."""
     iw = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])

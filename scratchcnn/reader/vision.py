@@ -46,16 +46,33 @@ MNIST_CENTER = (MNIST_SIZE - 1) / 2.0  # 13.5: the center of a 28-pixel axis in 
 Box = tuple[int, int, int, int]
 
 
+ROTATIONS = (0, 90, 180, 270)  # clockwise turns DigitReader(rotate=...) applies before reading
+MAX_PIXELS = 50_000_000  # default largest image the reader takes (a 50-megapixel photo)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
 @dataclass(frozen=True)
 class ReaderConfig:
-    """Tunable settings of :class:`DigitReader` (the defaults suit 640x480 webcam frames).
+    """Tunable settings of :class:`DigitReader` (the defaults suit webcam frames, photos and
+    scans alike).
 
-    Sizes are in pixels of the input frame unless a name says *fraction*.
+    Sizes are in pixels of the input frame unless a name says *fraction*. Every value is checked
+    when the config is made: a wrong type or a value out of range is a ``ValueError`` naming it.
     """
 
-    min_height: int = 14  # smaller candidates are noise or too small to read
+    min_height: int = 9  # candidates shorter than this are specks, whatever the sheet
+    min_height_fraction: float = 0.4  # ... or shorter than this fraction of their row's median
     max_height_fraction: float = 0.9  # taller than this fraction of the frame: not a digit
-    max_aspect: float = 2.0  # width / height above this: a line, a smudge, touching digits
+    max_aspect: float = 2.5  # width / height above this, after splitting: a line, a smudge
+    split: bool = True  # try over-wide candidates as several digits (segmentation by recognition)
+    split_aspect: float = 0.75  # candidates wider than this (width / height) are tried in parts
+    max_split_aspect: float = 6.0  # wider than this: not even a row of touching digits
+    lone_digit: bool = True  # no digit found: try the image as one digit filling it (a crop)
     min_density: float = 0.04  # ink pixels / box area below this: a thin ring or scribble
     max_blob_density: float = 0.8  # a box at least ~0.4 as wide as tall and denser: a blob
     min_contrast: float = 0.22  # ink must be at least this much darker than its paper (0..1)
@@ -66,8 +83,57 @@ class ReaderConfig:
     merge_gap: float = 0.15  # vertical gap (fraction of the taller piece) a fragment may cross
     deskew: bool = False  # straighten slanted digits with their second moments (MNIST was not)
     thicken: bool = True  # dilate strokes much thinner than MNIST's before fitting into 20x20
-    min_confidence: float = 0.0  # detections below this probability are dropped
+    min_confidence: float = 0.0  # detections below this probability are reported as unsure
+    rotate: int | str = 0  # turn the frame clockwise by 0, 90, 180 or 270 degrees, or "auto"
+    max_pixels: int = MAX_PIXELS  # larger frames are refused (ValueError), not read
     predict_threads: int | None = 1  # kernel threads for the crops' batch (None: sc.set_threads's)
+
+    def __post_init__(self):
+        ranges = {  # name: (low, high, low inclusive)
+            "min_height": (1, None, True),
+            "min_height_fraction": (0.0, 1.0, True),
+            "max_height_fraction": (0.0, 1.0, False),
+            "max_aspect": (0.0, None, False),
+            "split_aspect": (0.0, None, False),
+            "max_split_aspect": (0.0, None, False),
+            "min_density": (0.0, 1.0, True),
+            "max_blob_density": (0.0, 1.0, False),
+            "min_contrast": (0.0, 1.0, True),
+            "hysteresis": (0.0, 1.0, False),
+            "min_paper": (0, 255, True),
+            "paper_kernel_fraction": (0.0, 1.0, False),
+            "merge_gap": (0.0, 1.0, True),
+            "min_confidence": (0.0, 1.0, True),
+            "max_pixels": (1, None, True),
+        }
+        integers = {"min_height", "min_paper", "max_pixels"}
+        for name, (low, high, inclusive) in ranges.items():
+            value = getattr(self, name)
+            if not _is_number(value) or (name in integers and float(value) != int(value)):
+                kind = "an integer" if name in integers else "a number"
+                raise ValueError(f"DigitReader: {name} must be {kind}, got {value!r}")
+            if not np.isfinite(value) or (value < low if inclusive else value <= low):
+                raise ValueError(
+                    f"DigitReader: {name} must be {'>=' if inclusive else '>'} {low}, got {value!r}"
+                )
+            if high is not None and value > high:
+                raise ValueError(f"DigitReader: {name} must be <= {high}, got {value!r}")
+        for name in ("split", "lone_digit", "reject_border", "deskew", "thicken"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(
+                    f"DigitReader: {name} must be True or False, got {getattr(self, name)!r}"
+                )
+        if self.rotate != "auto" and (not _is_number(self.rotate) or self.rotate not in ROTATIONS):
+            raise ValueError(
+                f"DigitReader: rotate must be 0, 90, 180, 270 or 'auto', got {self.rotate!r}"
+            )
+        threads = self.predict_threads
+        if threads is not None and (
+            not _is_number(threads) or threads != int(threads) or threads < 1
+        ):
+            raise ValueError(
+                f"DigitReader: predict_threads must be None or an integer >= 1, got {threads!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -76,19 +142,31 @@ class Detection:
 
     ``box`` is ``(x, y, w, h)`` in frame pixels, ``digit`` the most probable class,
     ``confidence`` its probability and ``probabilities`` all ten, float32 of shape (10,).
+    ``unsure`` is true when ``confidence`` is below the reader's ``min_confidence``.
     """
 
     box: Box
     digit: int
     confidence: float
     probabilities: np.ndarray = field(repr=False, compare=False)
+    unsure: bool = False
+
+    @property
+    def second(self) -> tuple[int, float]:
+        """The runner-up: (digit, probability)."""
+        order = np.argsort(np.asarray(self.probabilities))
+        return int(order[-2]), float(self.probabilities[order[-2]])
 
     def to_dict(self) -> dict:
-        """The JSON form the command lines print: ``{"digit", "confidence", "box"}``."""
+        """The JSON form the command lines print: ``{"digit", "confidence", "box", "unsure",
+        "second": {"digit", "confidence"}}``."""
+        second, second_confidence = self.second
         return {
             "digit": int(self.digit),
             "confidence": round(float(self.confidence), 4),
             "box": [int(v) for v in self.box],
+            "unsure": bool(self.unsure),
+            "second": {"digit": second, "confidence": round(second_confidence, 4)},
         }
 
 
@@ -96,11 +174,16 @@ class Detection:
 class FrameResult:
     """Everything :meth:`DigitReader.read` found in one frame.
 
-    * ``detections``: list of :class:`Detection` in reading order (after ``min_confidence``);
+    * ``detections``: list of :class:`Detection` in reading order, those at or above
+      ``min_confidence``; ``unsure``: the ones below it (``all_detections`` has both);
     * ``mask``: uint8 (H, W), 255 where ink was found — the threshold image of a debug view;
-    * ``crops``: float32 (N, 1, 28, 28), what the network saw, one per candidate, in the order of
-      ``boxes`` (reading order), before the confidence filter;
-    * ``boxes``: the N candidate boxes; ``probabilities``: float32 (N, 10), the network's output;
+    * ``crops``: float32 (N, 1, 28, 28), what the network saw, one per digit read, in the order
+      of ``boxes`` (reading order);
+    * ``boxes``: the N boxes; ``probabilities``: float32 (N, 10), the network's output;
+    * ``rejected``: ``(box, reason)`` for every candidate that was not read (too small, cut by the
+      edge, split into parts, ...), for the debug view;
+    * ``rotation``: the clockwise turn (degrees) under which the frame was read; boxes are always
+      in the input frame's pixels;
     * ``timings``: milliseconds spent finding candidates, normalizing crops and predicting.
     """
 
@@ -110,11 +193,39 @@ class FrameResult:
     boxes: list[Box]
     probabilities: np.ndarray
     timings: dict[str, float] = field(default_factory=dict)
+    unsure: list[Detection] = field(default_factory=list)
+    rejected: list[tuple[Box, str]] = field(default_factory=list)
+    rotation: int = 0
+    _upright: list = field(default_factory=list, repr=False)
+
+    @property
+    def all_detections(self) -> list[Detection]:
+        """Sure and unsure detections together, in reading order."""
+        if self._upright:
+            return [det for det, _ in self._upright]
+        return self.detections + self.unsure
 
     @property
     def text(self) -> str:
-        """The digits read, row by row (rows separated by newlines)."""
-        return "\n".join("".join(str(d.digit) for d in row) for row in rows_of(self.detections))
+        """The number(s) read: rows top to bottom separated by newlines, groups of a row split by
+        a space where the gap between digits exceeds 0.75 of the row's median digit height, an
+        unsure digit as ``?`` (reading order as the frame was read, turned by ``rotation``)."""
+        return text_of(self._upright or [(d, d.box) for d in self.all_detections])
+
+
+def text_of(items) -> str:
+    """Text of ``(detection, upright box)`` pairs in reading order (see :attr:`FrameResult.text`)."""
+    lines = []
+    for row in _rows_of_boxes(items):
+        height = _median([box[3] for _, box in row])
+        text, previous = "", None
+        for det, box in row:
+            if previous is not None and box[0] - (previous[0] + previous[2]) > 0.75 * height:
+                text += " "
+            text += "?" if det.unsure else str(det.digit)
+            previous = box
+        lines.append(text)
+    return "\n".join(lines)
 
 
 def empty_result(shape: tuple[int, int] = (0, 0)) -> FrameResult:
@@ -132,6 +243,7 @@ def empty_result(shape: tuple[int, int] = (0, 0)) -> FrameResult:
 def to_gray(frame: np.ndarray) -> np.ndarray | None:
     """uint8 grayscale (H, W) from a BGR (H, W, 3), BGRA (H, W, 4) or gray (H, W[, 1]) image.
 
+    BGRA images are composited onto white paper (transparent is white).
     Other dtypes are scaled into uint8 (floats are taken to lie in [0, 1], uint16 in [0, 65535]).
     Returns None for anything that is not an image (wrong rank, empty).
     """
@@ -151,8 +263,10 @@ def to_gray(frame: np.ndarray) -> np.ndarray | None:
         return np.ascontiguousarray(frame)
     if frame.shape[2] == 3:
         return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-    if frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY)
+    if frame.shape[2] == 4:  # composited onto white: ink drawn on a transparent canvas shows
+        alpha = frame[:, :, 3].astype(np.float32) * (1.0 / 255.0)
+        gray = cv2.cvtColor(np.ascontiguousarray(frame[:, :, :3]), cv2.COLOR_BGR2GRAY)
+        return np.clip(gray * alpha + 255.0 * (1.0 - alpha) + 0.5, 0, 255).astype(np.uint8)
     return None
 
 
@@ -321,19 +435,21 @@ def reading_order(boxes: list[Box]) -> list[int]:
     return [i for row in rows for i in sorted(row, key=lambda j: (boxes[j][0], boxes[j][1]))]
 
 
+def _rows_of_boxes(items: list) -> list[list]:
+    """Split ``(anything, box)`` pairs, already in reading order, into their rows."""
+    rows: list[list] = []
+    for item in items:
+        box = item[1]
+        if rows and box[0] >= rows[-1][-1][1][0] and _joins_row(box, [b for _, b in rows[-1]]):
+            rows[-1].append(item)
+        else:
+            rows.append([item])
+    return rows
+
+
 def rows_of(detections: list[Detection]) -> list[list[Detection]]:
     """Split detections (already in reading order) into their rows."""
-    rows: list[list[Detection]] = []
-    for det in detections:
-        if (
-            rows
-            and det.box[0] >= rows[-1][-1].box[0]
-            and _joins_row(det.box, [d.box for d in rows[-1]])
-        ):
-            rows[-1].append(det)
-        else:
-            rows.append([det])
-    return rows
+    return [[d for d, _ in row] for row in _rows_of_boxes([(d, d.box) for d in detections])]
 
 
 # -- step 4: MNIST normalization ------------------------------------------------------------------
@@ -417,38 +533,102 @@ def _stroke_width(area: float, perimeter: float) -> float:
     return 2.0 * area / max(perimeter, 1.0)
 
 
+def quarter_turn_points(points: np.ndarray, size: tuple[int, int], turns: int) -> np.ndarray:
+    """Coordinates ``points`` (K, 2) (x, y) in an image of ``size`` (width, height), after the
+    image is turned by ``np.rot90(image, turns)`` (counterclockwise quarter turns)."""
+    w, h = size
+    points = np.asarray(points, dtype=np.float64)
+    x, y = points[:, 0], points[:, 1]
+    turns %= 4
+    if turns == 1:
+        return np.stack([y, w - x], axis=1)
+    if turns == 2:
+        return np.stack([w - x, h - y], axis=1)
+    if turns == 3:
+        return np.stack([h - y, x], axis=1)
+    return points
+
+
+def _turn_box(box: Box, size: tuple[int, int], turns: int) -> Box:
+    """``box`` of an image of ``size`` (width, height) in the image ``np.rot90(image, turns)``."""
+    x, y, w, h = box
+    corners = quarter_turn_points(np.float64([[x, y], [x + w, y + h]]), size, turns)
+    (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
+    return (int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0)))
+
+
+@dataclass
+class _Candidate:
+    """A digit candidate while it is read: its box, its ink (float32 (h, w) in [0, 1], 0 = paper)
+    and the pen's stroke width, the contours it came from, its crop and the network's answer."""
+
+    box: Box
+    ink: np.ndarray
+    stroke: float
+    contours: list = field(default_factory=list)
+    crop: np.ndarray | None = None
+    probabilities: np.ndarray | None = None
+    depth: int = 0
+
+    @property
+    def confidence(self) -> float:
+        return float(self.probabilities.max())
+
+
 # -- the reader ---------------------------------------------------------------------------------
 class DigitReader:
-    """Reads every handwritten digit in a frame with one batched call of ``model``.
+    """Reads every handwritten digit in a frame with one batched call of ``model`` (two when some
+    candidates are too wide to be one digit and are tried in parts).
 
     ``model`` is anything with ``predict_proba(x)`` taking float32 (N, 1, 28, 28) in [0, 1]
     (white digit on black, like MNIST) and returning (N, 10) probabilities — a
     :class:`scratchcnn.Sequential`. ``config`` is a :class:`ReaderConfig`; keyword arguments
-    override its fields, e.g. ``DigitReader(model, min_confidence=0.5, deskew=True)``.
+    override its fields, e.g. ``DigitReader(model, min_confidence=0.5, rotate="auto")``. A wrong
+    option (unknown name, wrong type, out of range) is a ``ValueError`` naming it.
     """
 
     def __init__(self, model, config: ReaderConfig | None = None, **overrides):
+        if not callable(getattr(model, "predict_proba", None)):
+            raise ValueError(
+                f"DigitReader: the model must have a predict_proba method (a scratchcnn "
+                f"Sequential), got {type(model).__name__}"
+            )
+        if config is not None and not isinstance(config, ReaderConfig):
+            raise ValueError(
+                f"DigitReader: config must be a ReaderConfig, got {type(config).__name__}"
+            )
         self.model = model
         config = config or ReaderConfig()
         if overrides:
+            known = set(config.__dataclass_fields__)
+            unknown = sorted(set(overrides) - known)
+            if unknown:
+                raise ValueError(
+                    f"DigitReader: unknown option {unknown[0]!r}; options are {', '.join(sorted(known))}"
+                )
             config = ReaderConfig(**{**config.__dict__, **overrides})
         self.config = config
 
-    # The steps, each usable on its own (tests and the debug view call them).
+    # -- step 3: candidates ---------------------------------------------------------------------
     def candidates(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[Box], list]:
         """From a gray frame (H, W) uint8: (darkness, mask, boxes, contour groups), boxes in
         reading order; each group is the list of contours that make one digit."""
-        c = self.config
+        darkness, mask, boxes, groups, _ = self._find(gray, self.config)
+        return darkness, mask, boxes, groups
+
+    def _find(self, gray: np.ndarray, c: ReaderConfig):
+        """:meth:`candidates`, plus the rejected candidates as ``(box, reason)``."""
         h, w = gray.shape
         paper = paper_brightness(gray, c.paper_kernel_fraction)
         darkness, absolute = ink_darkness(gray, paper, c.min_paper)
         noise = noise_level(gray, paper)
         mask, strong = ink_mask(darkness, absolute, c.min_contrast, c.hysteresis, noise)
+        rejected: list[tuple[Box, str]] = []
         # Outer boundaries, including those inside another shape's hole: a digit must not vanish
         # because something (the dark edge of the desk around the sheet, a drawn frame) rings it.
         contours, hierarchy = cv2.findContours(mask, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
         if not contours:
-            return darkness, mask, [], []
+            return darkness, mask, [], [], rejected
         links = hierarchy[0]
         # Before merging, drop pieces that cannot be (part of) a digit: a few pixels of noise,
         # faint smudges without strong ink, shapes too large (the dark desk around the sheet, a
@@ -457,6 +637,7 @@ class DigitReader:
         # swallow every digit near it.
         tiny = max(2, c.min_height // 5)
         max_h = c.max_height_fraction * h
+        wide = max(c.max_aspect, c.max_split_aspect if c.split else 0.0)
         pieces, holes = [], []
         for i, cnt in enumerate(contours):
             if links[i][3] >= 0:  # a hole: remember the big ones, with their owner
@@ -465,18 +646,26 @@ class DigitReader:
                     holes.append((links[i][3], (hx, hy, hx + hw, hy + hh)))
                 continue
             x, y, bw, bh = box = cv2.boundingRect(cnt)
-            if max(bw, bh) < tiny or bh > max_h or bw > c.max_aspect * max_h:
+            if max(bw, bh) < tiny:
+                continue
+            if bh > max_h or bw > wide * max_h:
+                rejected.append((box, "too large"))
                 continue
             if c.reject_border and (x <= 0 or y <= 0 or x + bw >= w or y + bh >= h):
+                if bh >= c.min_height:
+                    rejected.append((box, "cut by the edge"))
                 continue
             if cv2.countNonZero(strong[y : y + bh, x : x + bw]):
                 pieces.append((i, cnt, box))
+            elif bh >= c.min_height:
+                rejected.append((box, "faint"))
         frames = {
             owner
             for owner, (x0, y0, x1, y1) in holes
             for _, _, (x, y, bw, bh) in pieces
             if bh >= c.min_height // 2 and x0 <= x and y0 <= y and x + bw <= x1 and y + bh <= y1
         }
+        rejected += [(box, "frame") for i, _, box in pieces if i in frames]
         pieces = [(cnt, box) for i, cnt, box in pieces if i not in frames]
         piece_boxes = [b for _, b in pieces]
         boxes, groups = [], []
@@ -485,26 +674,74 @@ class DigitReader:
             for m in members[1:]:
                 box = _union(box, piece_boxes[m])
             x, y, bw, bh = box
-            if bh < c.min_height or bh > max_h or bw > c.max_aspect * bh:
-                continue
-            if c.reject_border and (x <= 0 or y <= 0 or x + bw >= w or y + bh >= h):
-                continue
-            ink_pixels = cv2.countNonZero(mask[y : y + bh, x : x + bw])
-            density = ink_pixels / float(bw * bh)
-            if density < c.min_density:
-                continue
-            if density > c.max_blob_density and bw > 0.4 * bh:
-                continue
-            boxes.append(box)
-            groups.append([pieces[m][0] for m in members])
+            reason = None
+            if bh < c.min_height:
+                reason = "small" if bh >= tiny * 2 else None
+            elif bh > max_h:
+                reason = "too large"
+            elif bw > wide * bh:
+                reason = "too wide"
+            elif c.reject_border and (x <= 0 or y <= 0 or x + bw >= w or y + bh >= h):
+                reason = "cut by the edge"
+            else:
+                density = cv2.countNonZero(mask[y : y + bh, x : x + bw]) / float(bw * bh)
+                if density < c.min_density:
+                    reason = "sparse"
+                elif density > c.max_blob_density and bw > 0.4 * bh:
+                    reason = "blob"
+            if reason is None and bh >= c.min_height:
+                boxes.append(box)
+                groups.append([pieces[m][0] for m in members])
+            elif reason is not None:
+                rejected.append((box, reason))
+        boxes, groups, small = self._relative_sizes(boxes, groups, c)
+        rejected += [(box, "small for its row") for box in small]
         order = reading_order(boxes)
-        return darkness, mask, [boxes[i] for i in order], [groups[i] for i in order]
+        return darkness, mask, [boxes[i] for i in order], [groups[i] for i in order], rejected
 
+    @staticmethod
+    def _relative_sizes(boxes, groups, c: ReaderConfig):
+        """Drop candidates shorter than ``min_height_fraction`` of their row's median height, and
+        lone ones in a row of their own shorter than 0.3 of the frame's median: the minimum size
+        follows the sheet, so 10-pixel digits read on a sheet of 10-pixel digits, while specks
+        beside larger digits do not."""
+        if len(boxes) < 2 or c.min_height_fraction <= 0:
+            return boxes, groups, []
+        order = reading_order(boxes)
+        rows: list[list[int]] = []
+        for i in order:
+            if (
+                rows
+                and boxes[i][0] >= boxes[rows[-1][-1]][0]
+                and _joins_row(boxes[i], [boxes[j] for j in rows[-1]])
+            ):
+                rows[-1].append(i)
+            else:
+                rows.append([i])
+        frame_median = _median([b[3] for b in boxes])
+        drop = set()
+        for row in rows:
+            row_median = _median([boxes[i][3] for i in row])
+            for i in row:
+                if boxes[i][3] < c.min_height_fraction * row_median:
+                    drop.add(i)
+                elif len(row) == 1 and boxes[i][3] < 0.3 * frame_median:
+                    drop.add(i)
+        keep = [i for i in range(len(boxes)) if i not in drop]
+        return [boxes[i] for i in keep], [groups[i] for i in keep], [boxes[i] for i in sorted(drop)]
+
+    # -- step 4: crops ----------------------------------------------------------------------------
     def crop(self, darkness: np.ndarray, mask: np.ndarray, box: Box, contours: list) -> np.ndarray:
-        """The 28x28 float32 MNIST-normalized image of the digit in ``box`` made of ``contours``.
+        """The 28x28 float32 MNIST-normalized image of the digit in ``box`` made of ``contours``."""
+        ink, stroke = self._own_ink(darkness, mask, box, contours)
+        return self._normalize(ink, stroke)
 
-        Only the darkness inside the digit's own (slightly dilated) contours is kept, so a
-        neighbour's stroke reaching into the box is left out. The darkness is stretched so the
+    @staticmethod
+    def _own_ink(darkness, mask, box: Box, contours: list) -> tuple[np.ndarray, float]:
+        """The darkness inside the digit's own (slightly dilated) contours, float32 (h, w), and
+        the pen's mean stroke width in pixels.
+
+        A neighbour's stroke reaching into the box is left out. The darkness is stretched so the
         median of the thresholded stroke pixels becomes 1.0: MNIST strokes have a saturated core
         and soft edges, while a camera's ink is grayer and uneven.
         """
@@ -513,22 +750,26 @@ class DigitReader:
         own = np.zeros((bh, bw), dtype=np.uint8)
         cv2.drawContours(own, contours, -1, 255, thickness=cv2.FILLED, offset=(-x, -y))
         strokes = region[(own > 0) & (mask[y : y + bh, x : x + bw] > 0)]
-        area = float(strokes.size)
         reference = float(np.median(strokes)) if strokes.size else float(region.max())
+        stroke = _stroke_width(
+            float(strokes.size), sum(cv2.arcLength(cnt, True) for cnt in contours)
+        )
         own = cv2.dilate(own, np.ones((3, 3), np.uint8))
         ink = cv2.bitwise_and(region, own).astype(np.float32)
         ink *= 1.0 / max(reference, 1.0)
         np.minimum(ink, 1.0, out=ink)
+        return ink, stroke
+
+    def _normalize(self, ink: np.ndarray, stroke: float) -> np.ndarray:
         if self.config.thicken:
-            ink = self._thicken(ink, area, sum(cv2.arcLength(cnt, True) for cnt in contours), box)
+            ink = self._thicken(ink, stroke)
         return normalize_digit(ink, self.config.deskew)
 
     @staticmethod
-    def _thicken(ink: np.ndarray, area: float, perimeter: float, box: Box) -> np.ndarray:
+    def _thicken(ink: np.ndarray, width: float) -> np.ndarray:
         """Dilate strokes far thinner than MNIST's (about 2.5 px of the 20-px box, i.e. 12% of
         the digit's longer side), as a fine pen on a large digit draws them."""
-        target = 0.12 * max(box[2], box[3])
-        width = _stroke_width(area, perimeter)
+        target = 0.12 * max(ink.shape)
         if width >= 0.5 * target:
             return ink
         k = int(round(target - width)) | 1
@@ -542,48 +783,335 @@ class DigitReader:
         x, y, w, h = cv2.boundingRect((grown > 0).astype(np.uint8))
         return grown[y : y + h, x : x + w]
 
-    def read(self, frame: np.ndarray) -> FrameResult:
-        """Read all digits of ``frame`` (BGR or gray, uint8 preferred; see :func:`to_gray`).
+    # -- segmentation by recognition --------------------------------------------------------------
+    def _split_hypotheses(self, cand: _Candidate) -> list[tuple[list[_Candidate], float, bool]]:
+        """Ways to read an over-wide candidate as two digits: ``(parts, factor, narrow)`` for
+        cuts along the thinnest path through the ink near the lowest-ink columns, and for
+        separating its pieces (a digit-sized shape merged with its neighbour). ``factor``
+        (at most 1) weighs the parts' confidence down for a cut that crosses several strokes;
+        ``narrow`` marks a cut of a candidate narrower than tall."""
+        x, y, w, h = cand.box
+        aspect = w / float(h)
+        hypotheses = []
+        strokes = cand.ink > 0.25
+        for path in _cut_paths(cand.ink, max_cuts=3):
+            columns = np.arange(w)[None, :]
+            left = np.where(columns < path[:, None], cand.ink, 0.0).astype(np.float32)
+            right = np.where(columns >= path[:, None], cand.ink, 0.0).astype(np.float32)
+            parts = [self._part(cand, part) for part in (left, right)]
+            if all(p is not None for p in parts) and _balanced(parts, cand):
+                # Touching digits meet at one place; a cut through one digit crosses two or
+                # more strokes (the top and bottom of a 0, a 2's arc and its base).
+                crossed = strokes[np.arange(h), path].astype(np.int8)
+                runs = int(crossed[0]) + int(np.count_nonzero(np.diff(crossed) == 1))
+                hypotheses.append((parts, 0.95 ** max(0, runs - 1), aspect < 1.0))
+        if 2 <= len(cand.contours) <= 4:  # pieces: one apart from the rest
+            for cnt in cand.contours:
+                bx, by, bw, bh = cv2.boundingRect(cnt)
+                if bh < 0.3 * h or bw < 0.2 * h:
+                    continue
+                mine = np.zeros((h, w), np.uint8)
+                cv2.drawContours(mine, [cnt], -1, 255, cv2.FILLED, offset=(-x, -y))
+                mine = cv2.dilate(mine, np.ones((3, 3), np.uint8)) > 0
+                parts = [
+                    self._part(cand, np.where(mine, cand.ink, 0.0).astype(np.float32)),
+                    self._part(cand, np.where(mine, 0.0, cand.ink).astype(np.float32)),
+                ]
+                if all(p is not None for p in parts) and _balanced(parts, cand):
+                    parts.sort(key=lambda p: p.box[0])
+                    hypotheses.append((parts, 1.0, False))
+        return hypotheses
 
-        Blank, saturated, tiny or malformed frames give an empty result, never an exception.
-        """
-        start = time.perf_counter()
-        gray = to_gray(frame)
-        if gray is None or min(gray.shape) < self.config.min_height + 2:
-            return empty_result(gray.shape if gray is not None else (0, 0))
-        darkness, mask, boxes, groups = self.candidates(gray)
-        found = time.perf_counter()
-        timings = {"candidates": 1e3 * (found - start), "crops": 0.0, "predict": 0.0}
-        if not boxes:
-            result = _no_digits(mask)
-            result.timings = timings
-            return result
-        crops = np.stack(
-            [
-                self.crop(darkness, mask, box, group)
-                for box, group in zip(boxes, groups, strict=True)
-            ]
-        )[:, None]
-        cropped = time.perf_counter()
+    def _part(self, cand: _Candidate, ink: np.ndarray) -> _Candidate | None:
+        """The part of ``cand`` whose ink is ``ink`` (same shape, zeros elsewhere), cropped to
+        its ink; None when it is too small to be a digit of its own."""
+        x, y, w, h = cand.box
+        ys, xs = np.nonzero(ink > 0.25)
+        if len(ys) < 4:
+            return None
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        if y1 - y0 < 0.55 * h or x1 - x0 < 2:
+            return None
+        part = np.ascontiguousarray(ink[y0:y1, x0:x1])
+        box = (x + int(x0), y + int(y0), int(x1 - x0), int(y1 - y0))
+        return _Candidate(box, part, cand.stroke, depth=cand.depth + 1)
+
+    def _predict(self, crops: np.ndarray) -> np.ndarray:
         if self.config.predict_threads:
             with limit_threads(self.config.predict_threads):
                 probabilities = self.model.predict_proba(crops)
         else:
             probabilities = self.model.predict_proba(crops)
-        probabilities = np.asarray(probabilities, dtype=np.float32)
-        timings["crops"] = 1e3 * (cropped - found)
-        timings["predict"] = 1e3 * (time.perf_counter() - cropped)
-        digits = probabilities.argmax(axis=1)
-        detections = []
-        for box, digit, probs in zip(boxes, digits, probabilities, strict=True):
-            confidence = float(probs[digit])
-            if confidence >= self.config.min_confidence:
-                detections.append(
-                    Detection(tuple(int(v) for v in box), int(digit), confidence, probs)
-                )
-        return FrameResult(detections, mask, crops, boxes, probabilities, timings)
+        return np.asarray(probabilities, dtype=np.float32)
+
+    def _classify(self, cands: list[_Candidate]) -> None:
+        """Crop and predict every candidate without an answer yet, in one batch."""
+        todo = [cand for cand in cands if cand.probabilities is None]
+        if not todo:
+            return
+        for cand in todo:
+            if cand.crop is None:
+                cand.crop = self._normalize(cand.ink, cand.stroke)
+        probabilities = self._predict(np.stack([cand.crop for cand in todo])[:, None])
+        for cand, p in zip(todo, probabilities, strict=True):
+            cand.probabilities = p
+
+    def _segment(self, cands: list[_Candidate], rejected: list) -> list[_Candidate]:
+        """Segmentation by recognition: an over-wide candidate is replaced by the parts of its
+        most convincing split when the network is surer of the parts than of the whole (taking
+        the shape's plausibility into account); parts still too wide are tried once more."""
+        c = self.config
+        for _ in range(2):
+            trials = []
+            for i, cand in enumerate(cands):
+                x, y, w, h = cand.box
+                limit = c.split_aspect if cand.depth == 0 else max(1.0, c.split_aspect)
+                if c.split and w > limit * h and cand.depth < 2:
+                    hypotheses = self._split_hypotheses(cand)
+                    if hypotheses:
+                        trials.append((i, hypotheses))
+            if not trials:
+                break
+            self._classify([p for _, hyps in trials for parts, *_ in hyps for p in parts])
+            replaced = {}
+            for i, hypotheses in trials:
+                cand = cands[i]
+                aspect = cand.box[2] / float(cand.box[3])
+                # The network reads halves of one digit with confidence too, so the shape
+                # decides first: a candidate 1.25 times wider than tall is hardly ever one
+                # digit; one nearly square splits when its parts read better than it; one
+                # narrower only when they read much better.
+                if aspect >= 1.25:
+                    need = 0.5
+                elif aspect >= 1.0:
+                    need = max(cand.confidence, 0.8)
+                else:
+                    need = cand.confidence + 0.15
+                best, best_score = None, need
+                for parts, factor, _ in hypotheses:
+                    score = factor * min(p.confidence for p in parts)
+                    if score > best_score:
+                        best, best_score = parts, score
+                if best is not None:
+                    replaced[i] = best
+                    rejected.append((cand.box, "split"))
+                else:
+                    cand.depth = 2  # keep it whole: not tried again
+            if not replaced:
+                break
+            cands = [p for i, cand in enumerate(cands) for p in replaced.get(i, [cand])]
+        kept = []
+        for cand in cands:
+            if cand.box[2] > c.max_aspect * cand.box[3]:
+                rejected.append((cand.box, "too wide"))
+            else:
+                kept.append(cand)
+        return kept
+
+    # -- the whole frame --------------------------------------------------------------------------
+    def read(self, frame: np.ndarray) -> FrameResult:
+        """Read all digits of ``frame`` (BGR, BGRA or gray, uint8 preferred; see :func:`to_gray`).
+
+        With ``rotate`` the frame is first turned clockwise by that many degrees; ``"auto"`` reads
+        it under all four turns and keeps the reading with the best evidence (the network's mean
+        confidence, and digits taller than wide). Boxes are in ``frame``'s pixels either way.
+        Blank, saturated, tiny or malformed frames give an empty result, never an exception; a
+        frame of more than ``max_pixels`` pixels is a ``ValueError``.
+        """
+        start = time.perf_counter()
+        gray = to_gray(frame)
+        if gray is not None and gray.size > self.config.max_pixels:
+            raise ValueError(
+                f"DigitReader: a {gray.shape[1]}x{gray.shape[0]} frame has more than max_pixels="
+                f"{self.config.max_pixels} pixels; shrink it or raise max_pixels"
+            )
+        if gray is None or min(gray.shape) < self.config.min_height + 2:
+            return empty_result(gray.shape if gray is not None else (0, 0))
+        rotate = self.config.rotate
+        if rotate == "auto":
+            readings = [self._read_turned(gray, angle) for angle in ROTATIONS]
+            result = max(readings, key=_evidence)
+        else:
+            result = self._read_turned(gray, int(rotate))
+        result.timings["candidates"] += 1e3 * (time.perf_counter() - start) - sum(
+            result.timings.values()
+        )
+        return result
 
     __call__ = read
+
+    def _read_turned(self, gray: np.ndarray, angle: int) -> FrameResult:
+        """Read ``gray`` turned clockwise by ``angle`` degrees; boxes back in ``gray``'s pixels."""
+        turns = (angle // 90) % 4
+        if not turns:
+            return self._read_upright(gray)
+        upright = np.ascontiguousarray(np.rot90(gray, -turns))
+        result = self._read_upright(upright)
+        size = (upright.shape[1], upright.shape[0])
+
+        def back(box):
+            return _turn_box(box, size, turns)
+
+        moved = {}
+        for det, _ in result._upright:
+            moved[id(det)] = Detection(
+                back(det.box), det.digit, det.confidence, det.probabilities, det.unsure
+            )
+        result._upright = [(moved[id(det)], box) for det, box in result._upright]
+        result.detections = [moved[id(d)] for d in result.detections]
+        result.unsure = [moved[id(d)] for d in result.unsure]
+        result.boxes = [back(b) for b in result.boxes]
+        result.rejected = [(back(b), reason) for b, reason in result.rejected]
+        result.mask = np.ascontiguousarray(np.rot90(result.mask, turns))
+        result.rotation = angle
+        return result
+
+    def _read_upright(self, gray: np.ndarray) -> FrameResult:
+        start = time.perf_counter()
+        c = self.config
+        darkness, mask, boxes, groups, rejected = self._find(gray, c)
+        lone = self.config.lone_digit and self._needs_lone_try(gray, boxes, rejected)
+        if lone:
+            lone_result = self._find(gray, self._lone_config())
+            if lone_result[2]:
+                darkness, mask, boxes, groups, rejected = lone_result
+                rejected = [(b, r) for b, r in rejected if r != "cut by the edge"]
+        found = time.perf_counter()
+        timings = {"candidates": 1e3 * (found - start), "crops": 0.0, "predict": 0.0}
+        if not boxes:
+            result = _no_digits(mask)
+            result.rejected = rejected
+            result.timings = timings
+            return result
+        cands = []
+        for box, group in zip(boxes, groups, strict=True):
+            ink, stroke = self._own_ink(darkness, mask, box, group)
+            cands.append(_Candidate(box, ink, stroke, group))
+        for cand in cands:
+            cand.crop = self._normalize(cand.ink, cand.stroke)
+        cropped = time.perf_counter()
+        self._classify(cands)
+        predicted = time.perf_counter()
+        cands = self._segment(cands, rejected)
+        order = reading_order([cand.box for cand in cands])
+        cands = [cands[i] for i in order]
+        timings["crops"] = 1e3 * (cropped - found)
+        timings["predict"] = 1e3 * (predicted - cropped)
+        timings["split"] = 1e3 * (time.perf_counter() - predicted)
+        crops = np.stack([cand.crop for cand in cands])[:, None]
+        probabilities = np.stack([cand.probabilities for cand in cands]).astype(np.float32)
+        detections, unsure, upright = [], [], []
+        for cand in cands:
+            digit = int(cand.probabilities.argmax())
+            confidence = float(cand.probabilities[digit])
+            box = tuple(int(v) for v in cand.box)
+            det = Detection(
+                box, digit, confidence, cand.probabilities, confidence < c.min_confidence
+            )
+            (unsure if det.unsure else detections).append(det)
+            upright.append((det, box))
+        return FrameResult(
+            detections,
+            mask,
+            crops,
+            [tuple(int(v) for v in cand.box) for cand in cands],
+            probabilities,
+            timings,
+            unsure=unsure,
+            rejected=rejected,
+            _upright=upright,
+        )
+
+    @staticmethod
+    def _needs_lone_try(gray, boxes, rejected) -> bool:
+        """Could the image be one digit filling it (a pre-cropped digit)? When nothing was found,
+        or when what was cut by the edge or too large outweighs what was found."""
+        if not boxes:
+            return True
+        big = [b for b, reason in rejected if reason in ("cut by the edge", "too large")]
+        if not big:
+            return False
+        return max(b[2] * b[3] for b in big) > 4 * max(b[2] * b[3] for b in boxes)
+
+    def _lone_config(self) -> ReaderConfig:
+        """Settings for a digit that may fill the image: edges allowed, any height, and a paper
+        estimate coarse enough not to take a thick stroke of a large digit for paper."""
+        c = self.config
+        return ReaderConfig(
+            **{
+                **c.__dict__,
+                "reject_border": False,
+                "max_height_fraction": 1.0,
+                "paper_kernel_fraction": max(c.paper_kernel_fraction, 0.5),
+            }
+        )
+
+
+def _balanced(parts: list[_Candidate], whole: _Candidate) -> bool:
+    """Does every part hold at least 15% of the whole's ink (a digit, not a sliver of one)?"""
+    total = float(whole.ink.sum())
+    return all(float(p.ink.sum()) >= 0.15 * total for p in parts)
+
+
+def _evidence(result: FrameResult) -> float:
+    """How convincing a reading is, to choose among rotations: the network's mean confidence over
+    the digits read, plus a bonus for digits taller than wide (upright handwriting mostly is),
+    both scaled by how many digits there are relative to the others' (a reading with no digits
+    has none)."""
+    dets = result.all_detections
+    if not dets:
+        return -1.0
+    confidence = float(np.mean([d.confidence for d in dets]))
+    upright = float(np.mean([box[3] >= box[2] for _, box in result._upright]))
+    return confidence + 0.25 * upright + 0.01 * min(len(dets), 10)
+
+
+def _cut_paths(ink: np.ndarray, max_cuts: int = 3) -> list[np.ndarray]:
+    """Up to ``max_cuts`` top-to-bottom paths (one column per row, int (h,)) through ``ink``
+    (h, w) that cross as little ink as possible, within the middle of the width (each side
+    keeps at least 0.12 of the height and 20% of the width).
+
+    Dynamic programming over the rows: a cell's cost is its ink (plus a little for every step,
+    more for a diagonal one) and the cheapest of the three cells above it; the paths end at the
+    cheapest bottom cells that are local minima, at least 0.1 of the height apart.
+    """
+    h, w = ink.shape
+    margin = max(2, int(0.12 * h))
+    lo, hi = max(int(0.2 * w), margin), min(int(0.8 * w), w - margin)
+    if hi <= lo:
+        return []
+    band = ink[:, lo:hi] + np.float32(0.02)
+    n = hi - lo
+    cost = band[0].copy()
+    moves = np.zeros((h, n), np.int8)
+    inf = np.float32(np.inf)
+    for r in range(1, h):
+        left = np.concatenate([[inf], cost[:-1] + np.float32(0.01)])
+        right = np.concatenate([cost[1:] + np.float32(0.01), [inf]])
+        stacked = np.stack([left, cost, right])
+        choice = stacked.argmin(axis=0)
+        moves[r] = choice - 1
+        cost = stacked[choice, np.arange(n)] + band[r]
+    ends = [
+        int(c)
+        for c in np.argsort(cost, kind="stable")
+        if (c == 0 or cost[c] <= cost[c - 1]) and (c == n - 1 or cost[c] <= cost[c + 1])
+    ]
+    spacing = max(2, int(0.1 * h))
+    chosen: list[int] = []
+    for c in ends:
+        if all(abs(c - other) >= spacing for other in chosen):
+            chosen.append(c)
+        if len(chosen) >= max_cuts:
+            break
+    paths = []
+    for col in chosen:
+        path = np.empty(h, np.int64)
+        for r in range(h - 1, -1, -1):
+            path[r] = col + lo
+            col += int(moves[r, col])
+        paths.append(path)
+    return paths
 
 
 def _no_digits(mask: np.ndarray) -> FrameResult:

@@ -1,0 +1,341 @@
+"""Digits found and read end to end on rendered sheets, case by case, by two versions of the reader.
+
+Cases (all rendered from MNIST *test* digits, or from handwriting fonts, never training digits):
+
+* ``camera``: the webcam-like frames of ``scratchcnn.synthetic`` (1-10 digits, uneven light,
+  perspective, blur, noise, JPEG);
+* ``touching``: rows of digit pairs whose inks touch or overlap a little;
+* ``size-N``: rows of digits N pixels tall, N from 10 to 120;
+* ``single``: one dark digit on light paper filling 80-100% of a small image (a pre-cropped digit);
+* ``tilted``: sheets rotated by 8-20 degrees; ``sideways``: sheets photographed turned by a
+  quarter or half turn (read with ``--rotate auto`` where the reader has it);
+* ``fonts``: digits in the Debian handwriting fonts installed here.
+
+Every image is written as PNG and read by ``python -m scratchcnn.predict`` of each version (a git
+commit, unpacked into a temporary folder, or this checkout), the same model for both. A truth
+digit is *read* when a sure detection (not flagged unsure) overlaps its box with IoU >= 0.5 and
+gives its digit. Reported per case: digits, found (matched), read end to end, spurious detections
+(matching no digit) per 100 digits, and for ``touching`` the pairs read as two correct digits.
+
+    python benchmarks/reader_cases.py --model models/scratchcnn.npz --before bd63eb1 \\
+        --json benchmarks/results/reader_cases.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+SIZES = (10, 12, 15, 20, 30, 45, 70, 120)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", type=Path, default=Path("models/scratchcnn.npz"))
+    p.add_argument(
+        "--before",
+        default="bd63eb1",
+        help="git commit of the reader to compare with (default bd63eb1, main before issue #14)",
+    )
+    p.add_argument("--no-before", action="store_true", help="measure this checkout only")
+    p.add_argument("--data-dir", type=Path, help="MNIST folder (default: as load_mnist finds it)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--keep", type=Path, help="write the case images and truth into this folder")
+    p.add_argument("--json", type=Path, help="write the results here as JSON")
+    return p.parse_args(argv)
+
+
+# -- the cases ----------------------------------------------------------------------------------
+def pick(rng, n_images, count):
+    return tuple(int(i) for i in rng.choice(n_images, size=count, replace=False))
+
+
+def build_cases(data_dir, seed: int) -> dict[str, list[dict]]:
+    """Case name -> list of {"image", "truth": [(digit, box)], "text", "pairs"}."""
+    from scratchcnn.data.fonts import render_font_digits
+    from scratchcnn.reader.synthetic import (
+        FrameRenderer,
+        RenderConfig,
+        SheetRenderer,
+        SheetRow,
+        mnist_test_digits,
+    )
+
+    images, labels = mnist_test_digits(data_dir)
+    rng = np.random.default_rng(seed)
+    n = len(images)
+    cases: dict[str, list[dict]] = {}
+
+    def entry(frame, truth, text="", pairs=()):
+        return {
+            "image": frame,
+            "truth": [(int(t.digit), [int(v) for v in t.box]) for t in truth],
+            "text": text,
+            "pairs": list(pairs),
+        }
+
+    camera = FrameRenderer(images, labels)
+    cases["camera"] = [entry(*camera.render(rng, int(rng.integers(1, 11)))) for _ in range(40)]
+
+    sheets = SheetRenderer(images, labels)
+    touching = []
+    for _ in range(12):
+        rows = []
+        for _ in range(4):
+            rows.append(SheetRow(pick(rng, n, 6), rng.uniform(40, 70), (None, 1.3) * 3))
+        frame, truth, text = sheets.render(rng, rows, size=(800, 600))
+        pairs = [(i, i + 1) for i in range(0, len(truth) - 1, 2)]
+        touching.append(entry(frame, truth, text, pairs))
+    cases["touching"] = touching
+
+    small_light = RenderConfig(blur_sigma=(0.3, 0.7), noise_sigma=(1.0, 3.0), jpeg_quality=(75, 92))
+    for height in SIZES:
+        renderer = SheetRenderer(images, labels, small_light if height < 20 else None)
+        size = (640, 480) if height <= 30 else (1280, 960)
+        count = 8 if height <= 45 else 6
+        found = []
+        for _ in range(2):
+            rows = [SheetRow(pick(rng, n, count), height, (0.6,) * count) for _ in range(6)]
+            found.append(entry(*renderer.render(rng, rows, size=size)))
+        cases[f"size-{height}"] = found
+
+    single = []
+    for _ in range(40):
+        index = int(rng.integers(n))
+        side = int(rng.integers(28, 320))
+        fill = rng.uniform(0.8, 1.0)
+        digit = images[index]
+        ys, xs = np.nonzero(digit > 60)
+        ink = digit[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32)
+        scale = fill * side / ink.shape[0]
+        nh, nw = max(1, round(ink.shape[0] * scale)), max(1, round(ink.shape[1] * scale))
+        nw = min(nw, side)
+        big = cv2.resize(ink, (nw, nh), interpolation=cv2.INTER_CUBIC) / 255.0
+        canvas = np.zeros((side, side), np.float32)
+        y0, x0 = (side - nh) // 2, (side - nw) // 2
+        canvas[y0 : y0 + nh, x0 : x0 + nw] = np.clip(big, 0, 1)
+        paper = rng.uniform(190, 250)
+        gray = paper * (1.0 - 0.85 * canvas) + rng.normal(0, 2.0, canvas.shape)
+        image = cv2.cvtColor(np.clip(gray + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+        single.append(entry(image, [], str(int(labels[index]))))
+        single[-1]["truth"] = [(int(labels[index]), [int(x0), int(y0), int(nw), int(nh)])]
+    cases["single"] = single
+
+    tilted, sideways = [], []
+    for i in range(10):
+        rows = [SheetRow(pick(rng, n, 5), rng.uniform(40, 60), (0.6,) * 5) for _ in range(4)]
+        angle = rng.choice([-1, 1]) * rng.uniform(8, 20)
+        tilted.append(entry(*sheets.render(rng, rows, size=(640, 560), tilt=angle)))
+        rows = [SheetRow(pick(rng, n, 5), rng.uniform(40, 60), (0.6,) * 5) for _ in range(4)]
+        turns = (1, 3, 1, 3, 2)[i % 5]
+        sideways.append(entry(*sheets.render(rng, rows, size=(600, 640), quarter_turns=turns)))
+    cases["tilted"] = tilted
+    cases["sideways"] = sideways
+
+    font_images, font_labels = render_font_digits()
+    if len(font_images):
+        fonts = SheetRenderer(font_images, font_labels)
+        cases["fonts"] = []
+        for _ in range(10):
+            rows = [
+                SheetRow(pick(rng, len(font_images), 6), rng.uniform(30, 70), (0.5,) * 6)
+                for _ in range(4)
+            ]
+            cases["fonts"].append(entry(*fonts.render(rng, rows, size=(900, 700))))
+    return cases
+
+
+# -- reading them --------------------------------------------------------------------------------
+def unpack_commit(commit: str, into: Path) -> Path:
+    """The repository's files at ``commit``, unpacked into ``into`` (git archive)."""
+    data = subprocess.run(
+        ["git", "archive", "--format=tar", commit],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def has_option(source: Path, option: str) -> bool:
+    text = (source / "scratchcnn" / "reader" / "options.py").read_text()
+    return option in text
+
+
+def read_with(source: Path, model: Path, paths: list[Path], rotate: bool) -> tuple[list, float]:
+    """One JSON object per image from ``source``'s predict command, and the seconds it took."""
+    env = {**os.environ, "PYTHONPATH": str(source), "PYTHONUNBUFFERED": "1"}
+    args = [sys.executable, "-m", "scratchcnn.predict", "--model", str(model)]
+    if rotate and has_option(source, '"--rotate"'):
+        args += ["--rotate", "auto"]
+    start = time.perf_counter()
+    result = subprocess.run(
+        [*args, *map(str, paths)], capture_output=True, text=True, env=env, cwd=source
+    )
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"predict from {source} failed: {result.stderr.strip()[-400:]}")
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    if len(lines) != len(paths):
+        raise RuntimeError(f"predict from {source} printed {len(lines)} lines for {len(paths)}")
+    return lines, seconds
+
+
+def score(case: list[dict], lines: list[dict]) -> dict:
+    from scratchcnn.reader.synthetic import MatchCounts, TruthDigit
+
+    counts = MatchCounts()
+    pairs_ok = pairs = 0
+    for item, line in zip(case, lines, strict=True):
+        truth = [TruthDigit(d, tuple(b), -1) for d, b in item["truth"]]
+        sure = [d for d in line["detections"] if not d.get("unsure", False)]
+        correct = counts_correct(truth, sure)
+        counts.add(truth, sure)
+        for a, b in item["pairs"]:
+            pairs += 1
+            pairs_ok += int(a in correct and b in correct)
+    row = {
+        "images": len(case),
+        "digits": counts.truths,
+        "found": counts.matched,
+        "read": counts.correct,
+        "spurious": counts.false_positives,
+        "found_pct": round(100.0 * counts.matched / max(counts.truths, 1), 1),
+        "read_pct": round(100.0 * counts.correct / max(counts.truths, 1), 1),
+        "spurious_per_100": round(100.0 * counts.false_positives / max(counts.truths, 1), 1),
+    }
+    if pairs:
+        row["pairs"] = pairs
+        row["pairs_read_pct"] = round(100.0 * pairs_ok / pairs, 1)
+    return row
+
+
+def counts_correct(truth, detections, min_iou: float = 0.5) -> set[int]:
+    """Indices of ``truth`` matched (greedily by IoU, as MatchCounts does) and read right."""
+    from scratchcnn.reader.synthetic import iou
+
+    pairs = sorted(
+        (
+            (iou(t.box, tuple(d["box"])), i, j)
+            for i, t in enumerate(truth)
+            for j, d in enumerate(detections)
+        ),
+        reverse=True,
+    )
+    used_t, used_d, correct = set(), set(), set()
+    for overlap, i, j in pairs:
+        if overlap < min_iou:
+            break
+        if i in used_t or j in used_d:
+            continue
+        used_t.add(i)
+        used_d.add(j)
+        if detections[j]["digit"] == truth[i].digit:
+            correct.add(i)
+    return correct
+
+
+def run(args) -> dict:
+    from scratchcnn.cli import CLIError
+
+    if not args.model.exists():
+        raise CLIError(f"{args.model}: no such model (train one: python -m scratchcnn.train)")
+    cases = build_cases(args.data_dir, args.seed)
+    results = {
+        "benchmark": "reader_cases",
+        "model": str(args.model),
+        "seed": args.seed,
+        "readers": {},
+        "cases": list(cases),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.keep or Path(tmp) / "cases"
+        paths = {}
+        for name, case in cases.items():
+            (folder / name).mkdir(parents=True, exist_ok=True)
+            paths[name] = []
+            for i, item in enumerate(case):
+                path = folder / name / f"{i:03d}.png"
+                cv2.imwrite(str(path), item["image"])
+                paths[name].append(path)
+            truth = [{k: v for k, v in item.items() if k != "image"} for item in case]
+            (folder / name / "truth.json").write_text(json.dumps(truth))
+        readers = {}
+        if not args.no_before:
+            readers[f"before ({args.before})"] = unpack_commit(args.before, Path(tmp) / "before")
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        readers[f"after ({head or 'this checkout'})"] = REPO_ROOT
+        model = args.model.resolve()
+        for label, source in readers.items():
+            rows, seconds = {}, 0.0
+            for name, case in cases.items():
+                lines, took = read_with(source, model, paths[name], rotate=name == "sideways")
+                seconds += took
+                rows[name] = score(case, lines)
+                print(f"{label:>24} {name:>10}: {rows[name]}", flush=True)
+            results["readers"][label] = {"cases": rows, "seconds": round(seconds, 1)}
+    return results
+
+
+def table(results: dict) -> str:
+    labels = list(results["readers"])
+    head = f"{'case':>10} {'digits':>6}  " + "  ".join(
+        f"{label[:26]:>26}" for label in labels
+    )
+    lines = [
+        f"digits read end to end (found) [spurious per 100 digits], model {results['model']}",
+        head,
+        "-" * len(head),
+    ]
+    for name in results["cases"]:
+        first = results["readers"][labels[0]]["cases"][name]
+        cells = []
+        for label in labels:
+            r = results["readers"][label]["cases"][name]
+            cell = f"{r['read_pct']:5.1f}% ({r['found_pct']:5.1f}%) [{r['spurious_per_100']:.1f}]"
+            cells.append(f"{cell:>26}")
+        lines.append(f"{name:>10} {first['digits']:>6}  " + "  ".join(cells))
+    for label in labels:
+        pairs = results["readers"][label]["cases"].get("touching", {}).get("pairs_read_pct")
+        if pairs is not None:
+            lines.append(f"touching pairs read as two correct digits, {label}: {pairs}%")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    from scratchcnn.cli import run_cli
+
+    args = parse_args(argv)
+
+    def go() -> int:
+        results = run(args)
+        print(table(results))
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2) + "\n")
+            args.json.with_suffix(".md").write_text("```\n" + table(results) + "\n```\n")
+            print(f"wrote {args.json} and {args.json.with_suffix('.md')}")
+        return 0
+
+    return run_cli("reader_cases.py", go)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
