@@ -297,9 +297,7 @@ def run(args) -> dict:
 
 def table(results: dict) -> str:
     labels = list(results["readers"])
-    head = f"{'case':>10} {'digits':>6}  " + "  ".join(
-        f"{label[:26]:>26}" for label in labels
-    )
+    head = f"{'case':>10} {'digits':>6}  " + "  ".join(f"{label[:26]:>26}" for label in labels)
     lines = [
         f"digits read end to end (found) [spurious per 100 digits], model {results['model']}",
         head,

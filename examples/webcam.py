@@ -25,14 +25,24 @@ _REPO = Path(__file__).resolve().parents[1]
 if (_REPO / "scratchcnn" / "__init__.py").exists():  # run from a checkout: use its scratchcnn
     sys.path.insert(0, str(_REPO))
 
-import cv2  # noqa: E402
-
-from scratchcnn.cli import CLIError, run_cli  # noqa: E402
-from scratchcnn.reader.annotate import debug_view, draw_detections, window_problem  # noqa: E402
-from scratchcnn.reader.options import add_reader_arguments, detections_json, make_reader  # noqa: E402
-from scratchcnn.reader.sources import open_camera, open_image, open_video, quiet_opencv  # noqa: E402
-
 PROG = "webcam.py"
+try:  # Ctrl-C while the libraries load is one line too
+    import cv2
+    import numpy as np
+
+    from scratchcnn.cli import EXIT_INTERRUPTED, CLIError, run_cli
+    from scratchcnn.reader.annotate import debug_view, draw_detections, window_problem
+    from scratchcnn.reader.options import (
+        add_reader_arguments,
+        make_reader,
+        parse_rotate,
+        result_json,
+    )
+    from scratchcnn.reader.sources import open_camera, open_image, open_video, quiet_opencv
+except KeyboardInterrupt:
+    print(f"{PROG}: interrupted", file=sys.stderr)
+    sys.exit(130)
+
 WINDOW = "scratchcnn: handwritten digits (d debug, space pause, s snapshot, q quit)"
 KEY_ESC = 27
 
@@ -41,7 +51,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     source = p.add_mutually_exclusive_group()
     source.add_argument(
-        "--camera", type=int, default=0, metavar="N", help="camera number (default 0)"
+        "--camera",
+        type=int,
+        default=0,
+        metavar="N",
+        help="camera number >= 0 (default 0; on Linux one of the /dev/videoN that exist)",
     )
     source.add_argument("--video", type=Path, metavar="PATH", help="read a video file instead")
     source.add_argument("--image", type=Path, metavar="PATH", help="read a still image instead")
@@ -64,21 +78,52 @@ def open_source(args):
     if args.video is not None:
         return open_video(args.video, loop=args.loop)
     if args.image is not None:
-        return open_image(args.image, loop=args.loop)
+        return open_image(args.image, loop=args.loop, max_pixels=args.max_pixels)
     return open_camera(args.camera)
+
+
+def screen_size() -> tuple[int, int]:
+    """The screen's (width, height) in pixels, asked of Tk when it is installed and there is a
+    display; (1280, 800) otherwise."""
+    try:
+        import tkinter
+
+        root = tkinter.Tk()
+        root.withdraw()
+        size = root.winfo_screenwidth(), root.winfo_screenheight()
+        root.destroy()
+        if size[0] >= 320 and size[1] >= 240:
+            return size
+    except Exception:  # noqa: BLE001 - no Tk, no display: any failure means "unknown"
+        pass
+    return 1280, 800
+
+
+def fit_scale(frame_size: tuple[int, int], screen: tuple[int, int], debug: bool) -> float:
+    """The factor (at most 1) that fits a frame of ``frame_size`` (w, h) and the window's extra
+    rows (the debug view's crop strip) into 90% of ``screen`` (w, h)."""
+    w, h = frame_size
+    extra = 2 * (28 * 3 + 26) + 4 if debug else 0
+    return min(1.0, 0.9 * screen[0] / w, max(0.1, (0.9 * screen[1] - extra) / h))
 
 
 class VideoOut:
     """Annotated frames into an MJPG .avi, opened on the first frame (which gives the size)."""
 
     def __init__(self, path: Path | None, fps: float):
-        self.path, self.fps, self.writer = path, fps, None
+        self.path, self.fps, self.writer, self.size = path, fps, None, None
 
     def write(self, image) -> None:
         if self.path is None:
             return
+        if self.writer is not None and image.shape[:2] != self.size:  # the view changed (d)
+            canvas = np.zeros((*self.size, 3), np.uint8)
+            h, w = min(self.size[0], image.shape[0]), min(self.size[1], image.shape[1])
+            canvas[:h, :w] = image[:h, :w]
+            image = canvas
         if self.writer is None:
             h, w = image.shape[:2]
+            self.size = (h, w)
             with quiet_opencv():
                 self.writer = cv2.VideoWriter(
                     str(self.path), cv2.VideoWriter_fourcc(*"MJPG"), self.fps, (w, h)
@@ -134,9 +179,22 @@ class Keys:
         return False
 
 
+def warm_up(reader) -> None:
+    """Read a small frame with one digit-like shape, so the first real frame's time (and the
+    frame rate shown) does not include compiling the kernels."""
+    frame = np.full((96, 96), 230, np.uint8)
+    cv2.circle(frame, (48, 48), 24, 30, 5)
+    reader.read(frame)
+
+
 def run(args) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise CLIError(f"--max-frames must be >= 1, got {args.max_frames}")
+    if parse_rotate(args.rotate) == "auto" and args.image is None:
+        raise CLIError(
+            "--rotate auto reads a still image four times; use it with --image, "
+            "or give a camera or video its turn (--rotate 90, 180 or 270)"
+        )
     for option, path in (("--save-video", args.save_video), ("--screenshot", args.screenshot)):
         if path is not None and not path.resolve().parent.is_dir():
             raise CLIError(f"{option} {path}: the folder {path.parent} does not exist")
@@ -145,11 +203,24 @@ def run(args) -> int:
         raise CLIError(f"{problem}; use --headless (JSON lines) or --save-video OUT")
     reader = make_reader(args)
     source = open_source(args)
+    warm_up(reader)
     out = VideoOut(args.save_video, source.fps)
     keys = Keys(args.snapshot_dir, debug=args.debug)
+    screen = screen_size() if window else None
     frames, fps, held = 0, None, False
     frame = result = shown = None
-    last_tick = time.perf_counter()
+    last_tick = None
+    read_ms = 0.0
+
+    def view(scale: float = 1.0):
+        """What the window (and the screenshot, and the saved video) shows."""
+        if keys.debug:
+            return debug_view(frame, result, fps, scale=scale, strip_rows=2)
+        info = f"read {read_ms:.1f} ms" + ("  paused" if keys.paused else "")
+        return draw_detections(
+            frame, result.all_detections, fps, info, text=result.text, scale=scale
+        )
+
     try:
         if window:
             quiet_qt_fonts()
@@ -163,26 +234,25 @@ def run(args) -> int:
                     held = True  # keep showing a still image until the user quits
                 else:
                     frame = next_frame
+                    start = time.perf_counter()
                     result = reader.read(frame)
                     now = time.perf_counter()
-                    rate = 1.0 / max(now - last_tick, 1e-6)
-                    fps = rate if fps is None else 0.9 * fps + 0.1 * rate
+                    read_ms = 1e3 * (now - start)
+                    if last_tick is not None and not source.still:  # a rate needs two frames
+                        rate = 1.0 / max(now - last_tick, 1e-6)
+                        fps = rate if fps is None else 0.9 * fps + 0.1 * rate
                     last_tick = now
-                    shown = draw_detections(frame, result.detections, fps)
-                    out.write(shown)
+                    if out.path is not None or (not window and args.screenshot is not None):
+                        shown = view()
+                        out.write(shown)
                     if args.headless:
-                        line = {"frame": frames, "detections": detections_json(result.detections)}
+                        line = {"frame": frames, **result_json(result)}
                         print(json.dumps(line), flush=True)
                     frames += 1
             if not window:
                 continue
-            if keys.debug:
-                shown = debug_view(frame, result, fps)
-            else:
-                info = f"read {sum(result.timings.values()):.1f} ms"
-                shown = draw_detections(
-                    frame, result.detections, fps, info + ("  paused" if keys.paused else "")
-                )
+            h, w = frame.shape[:2]
+            shown = view(fit_scale((w, h), screen, keys.debug))
             cv2.imshow(WINDOW, shown)
             if source.live and not keys.paused:
                 delay = 1
@@ -211,12 +281,12 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
     try:
+        args = parse_args(argv)
         return run_cli(PROG, lambda: run(args))
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

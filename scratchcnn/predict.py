@@ -5,7 +5,11 @@
 
 import sys
 
-from scratchcnn.reader.predict import main
+try:
+    from scratchcnn.reader.predict import main
+except KeyboardInterrupt:  # Ctrl-C while the libraries load: one line, as anywhere else
+    print("python -m scratchcnn.predict: interrupted", file=sys.stderr)
+    sys.exit(130)
 
 if __name__ == "__main__":
     sys.exit(main())

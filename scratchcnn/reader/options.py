@@ -8,7 +8,7 @@ from pathlib import Path
 
 from scratchcnn.cli import CLIError
 from scratchcnn.nn.serialization import load_model
-from scratchcnn.reader.vision import DigitReader
+from scratchcnn.reader.vision import MAX_PIXELS, ROTATIONS, DigitReader
 
 DEFAULT_MODEL = Path("models/scratchcnn.npz")  # where `python -m scratchcnn.train` saves
 TRAIN_HINT = "train one first with `python -m scratchcnn.train` (or pass --model PATH)"
@@ -41,21 +41,64 @@ def add_reader_arguments(parser: argparse.ArgumentParser) -> None:
         "--min-confidence",
         type=float,
         default=0.5,
-        help="drop detections whose probability is lower (default 0.5)",
+        help="detections whose probability is lower are reported as unsure (default 0.5)",
     )
     parser.add_argument(
         "--deskew", action="store_true", help="straighten slanted digits before reading them"
     )
+    parser.add_argument(
+        "--rotate",
+        default="0",
+        metavar="DEG",
+        help="turn the image clockwise by 0, 90, 180 or 270 degrees before reading, or 'auto': "
+        "read it under all four and keep the most convincing reading (a photo taken sideways)",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=MAX_PIXELS,
+        metavar="N",
+        help=f"refuse images larger than this many pixels (default {MAX_PIXELS:,}), checked "
+        "from the file's header before decoding",
+    )
+
+
+def parse_rotate(value: str) -> int | str:
+    """``--rotate``'s value: "auto" or one of 0, 90, 180, 270; a :class:`CLIError` otherwise."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return "auto"
+    if text.lstrip("-").isdigit() and int(text) % 360 in ROTATIONS:
+        return int(text) % 360
+    raise CLIError(f"--rotate must be 0, 90, 180, 270 or auto, got {value!r}")
 
 
 def make_reader(args: argparse.Namespace) -> DigitReader:
     """A :class:`DigitReader` from parsed :func:`add_reader_arguments` options."""
     if not 0.0 <= args.min_confidence <= 1.0:
         raise CLIError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
+    if args.max_pixels < 1:
+        raise CLIError(f"--max-pixels must be >= 1, got {args.max_pixels}")
+    rotate = parse_rotate(args.rotate)
     model = load_reader_model(args.model)
-    return DigitReader(model, min_confidence=args.min_confidence, deskew=args.deskew)
+    return DigitReader(
+        model,
+        min_confidence=args.min_confidence,
+        deskew=args.deskew,
+        rotate=rotate,
+        max_pixels=args.max_pixels,
+    )
 
 
 def detections_json(detections) -> list[dict]:
     """The detections of one frame or image as the JSON list the programs print."""
     return [d.to_dict() for d in detections]
+
+
+def result_json(result) -> dict:
+    """What the programs print for one frame or image (beside its "frame" or "file"): every
+    detection in reading order (unsure ones flagged), the text read, and the rotation used."""
+    line = {"detections": detections_json(result.all_detections), "text": result.text}
+    if result.rotation:
+        line["rotation"] = result.rotation
+    return line

@@ -44,15 +44,144 @@ def _check_file(path: Path, kind: str) -> None:
         raise SourceError(f"{path}: permission denied")
 
 
-def read_image(path) -> np.ndarray:
-    """A still image as BGR uint8 (H, W, 3); :class:`SourceError` naming the file otherwise."""
+def image_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) an image file declares in its header ``head`` (its first 64 KiB or
+    more), for PNG, JPEG, GIF, BMP, WebP, TIFF and PNM; None when the format is not one of these
+    or the header is cut short. Nothing is decoded: this is how a file declaring 30000x30000
+    pixels is refused before any memory is spent on it."""
+    import struct
+
+    try:
+        if head[:8] == b"\x89PNG\r\n\x1a\n":
+            return struct.unpack(">II", head[16:24])
+        if head[:6] in (b"GIF87a", b"GIF89a"):
+            return struct.unpack("<HH", head[6:10])
+        if head[:2] == b"BM":
+            w, h = struct.unpack("<ii", head[18:26])
+            return abs(w), abs(h)
+        if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+            kind = head[12:16]
+            if kind == b"VP8X":
+                w = int.from_bytes(head[24:27], "little") + 1
+                h = int.from_bytes(head[27:30], "little") + 1
+                return w, h
+            if kind == b"VP8L":
+                bits = int.from_bytes(head[21:25], "little")
+                return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+            if kind == b"VP8 ":
+                w, h = struct.unpack("<HH", head[26:30])
+                return w & 0x3FFF, h & 0x3FFF
+            return None
+        if head[:2] == b"\xff\xd8":
+            return _jpeg_size(head)
+        if head[:4] in (b"II*\x00", b"MM\x00*"):
+            return _tiff_size(head)
+        if head[:1] == b"P" and head[1:2] in b"123456" and len(head) > 3:
+            fields = head[2:].split(maxsplit=3)
+            return int(fields[0]), int(fields[1])
+    except (struct.error, ValueError, IndexError):
+        return None
+    return None
+
+
+def _jpeg_size(head: bytes) -> tuple[int, int] | None:
+    i = 2
+    while i + 9 < len(head):
+        if head[i] != 0xFF:
+            return None
+        marker = head[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        length = int.from_bytes(head[i + 2 : i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
+            h = int.from_bytes(head[i + 5 : i + 7], "big")
+            w = int.from_bytes(head[i + 7 : i + 9], "big")
+            return w, h
+        i += 2 + length
+    return None
+
+
+def _tiff_size(head: bytes) -> tuple[int, int] | None:
+    import struct
+
+    order = "<" if head[:2] == b"II" else ">"
+    offset = struct.unpack(order + "I", head[4:8])[0]
+    count = struct.unpack(order + "H", head[offset : offset + 2])[0]
+    size = {}
+    for k in range(count):
+        entry = head[offset + 2 + 12 * k : offset + 14 + 12 * k]
+        tag, kind = struct.unpack(order + "HH", entry[:4])
+        if tag in (256, 257):
+            value = entry[8:10] if kind == 3 else entry[8:12]
+            size[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), value)[0]
+    if 256 in size and 257 in size:
+        return size[256], size[257]
+    return None
+
+
+def _composite_on_white(image: np.ndarray) -> np.ndarray:
+    """BGR uint8 of any image ``cv2.IMREAD_UNCHANGED`` gives (gray, BGR, BGRA; 8 or 16 bits):
+    transparent pixels become white paper, so ink drawn on a transparent canvas shows."""
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        alpha = image[:, :, 3:4].astype(np.float32) * (1.0 / 255.0)
+        bgr = image[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+        return np.clip(bgr + 0.5, 0, 255).astype(np.uint8)
+    if image.shape[2] == 3:
+        return image
+    return cv2.cvtColor(image[:, :, :1], cv2.COLOR_GRAY2BGR)
+
+
+def read_image(path, max_pixels: int | None = None) -> np.ndarray:
+    """A still image as BGR uint8 (H, W, 3); :class:`SourceError` naming the file otherwise.
+
+    An image with an alpha channel is composited onto white; a JPEG's EXIF orientation is
+    applied. An image that declares more than ``max_pixels`` pixels (default
+    :data:`scratchcnn.reader.vision.MAX_PIXELS`, 50 million) in its header is refused before it
+    is decoded.
+    """
+    from scratchcnn.reader.vision import MAX_PIXELS
+
     path = Path(path)
+    limit = MAX_PIXELS if max_pixels is None else int(max_pixels)
     _check_file(path, "an image")
-    with quiet_opencv():
+    try:
         data = np.fromfile(path, dtype=np.uint8)
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except OSError as err:
+        raise SourceError(f"{path}: cannot read it ({err.strerror or err})") from err
+    size = image_size(data[: 1 << 16].tobytes())
+    if size is not None and size[0] * size[1] > limit:
+        raise SourceError(
+            f"{path}: {size[0]}x{size[1]} pixels is more than the limit of {limit} "
+            "(--max-pixels N to raise it)"
+        )
+    image = None
+    with quiet_opencv():
+        try:
+            if data.size and data[:4].tobytes() in (b"\x89PNG", b"RIFF", b"II*\x00", b"MM\x00*"):
+                # Formats that may carry alpha: decode it, and composite onto white.
+                raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+                image = None if raw is None else _composite_on_white(raw)
+            elif data.size:
+                image = cv2.imdecode(data, cv2.IMREAD_COLOR)  # applies EXIF orientation
+        except cv2.error:
+            image = None
     if image is None:
         raise SourceError(f"{path}: cannot read it as an image (PNG, JPEG, BMP, TIFF, ...)")
+    if image.shape[0] * image.shape[1] > limit:
+        raise SourceError(
+            f"{path}: {image.shape[1]}x{image.shape[0]} pixels is more than the limit of "
+            f"{limit} (--max-pixels N to raise it)"
+        )
     return image
 
 
@@ -130,13 +259,36 @@ class _Prefetched:
         self._capture.release()
 
 
+def camera_problem(index) -> str | None:
+    """Why ``index`` cannot name a camera here, or None when it may: it must be an integer
+    >= 0 and, on Linux, ``/dev/video<index>`` must exist (OpenCV crashes on some indices that
+    name no device, e.g. -1)."""
+    import sys
+
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
+        return f"camera {index!r} will not open: --camera takes a number >= 0"
+    if sys.platform.startswith("linux"):
+        devices = sorted(
+            int(p.name[5:]) for p in Path("/dev").glob("video*") if p.name[5:].isdigit()
+        )
+        if index not in devices:
+            found = ", ".join(map(str, devices)) if devices else "none"
+            return (
+                f"camera {index} will not open: there is no /dev/video{index} "
+                f"(cameras here: {found}); try --video PATH or --image PATH"
+            )
+    return None
+
+
 def open_camera(index: int = 0) -> FrameSource:
     """Camera number ``index`` (0 is the default camera)."""
+    if problem := camera_problem(index):
+        raise SourceError(problem)
     hint = (
         f"camera {index} will not open: is it connected and not in use by another program? "
         "Try another --camera number, or --video PATH / --image PATH"
     )
-    with quiet_opencv():
+    with quiet_opencv(), _quiet_stderr():
         capture = cv2.VideoCapture(int(index))
         if not capture.isOpened():
             capture.release()
@@ -149,6 +301,28 @@ def open_camera(index: int = 0) -> FrameSource:
     return FrameSource(
         f"camera {index}", _Prefetched(capture, first), live=True, fps=capture.get(cv2.CAP_PROP_FPS)
     )
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Send file descriptor 2 to /dev/null meanwhile: camera back ends (V4L, GStreamer) write
+    their warnings there directly, past OpenCV's log level."""
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (embedded, pytest capture): nothing to hide
+        yield
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def open_video(path, loop: bool = False) -> FrameSource:
@@ -166,6 +340,6 @@ def open_video(path, loop: bool = False) -> FrameSource:
     return FrameSource(str(path), _Prefetched(capture, first), fps=fps, loop=loop)
 
 
-def open_image(path, loop: bool = False) -> FrameSource:
+def open_image(path, loop: bool = False, max_pixels: int | None = None) -> FrameSource:
     """A still image, served as one frame (every time with ``loop``)."""
-    return FrameSource(str(path), image=read_image(path), loop=loop)
+    return FrameSource(str(path), image=read_image(path, max_pixels), loop=loop)

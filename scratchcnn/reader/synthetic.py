@@ -20,6 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from scratchcnn.reader.vision import quarter_turn_points
+
 Box = tuple[int, int, int, int]
 
 
@@ -250,21 +252,6 @@ class SheetRow:
 SPACE = 1.0  # gaps (fractions of the digit height) from this on separate groups in a row's text
 
 
-def quarter_turn_points(points: np.ndarray, size: tuple[int, int], turns: int) -> np.ndarray:
-    """Frame coordinates ``points`` (K, 2) of a (width, height) ``size`` image after
-    ``np.rot90(image, turns)`` (counterclockwise quarter turns)."""
-    w, h = size
-    x, y = points[:, 0], points[:, 1]
-    turns %= 4
-    if turns == 1:
-        return np.stack([y, w - x], axis=1)
-    if turns == 2:
-        return np.stack([w - x, h - y], axis=1)
-    if turns == 3:
-        return np.stack([h - y, x], axis=1)
-    return points
-
-
 class SheetRenderer(FrameRenderer):
     """Sheets of handwriting photographed: rows of digits at chosen sizes and spacings (touching
     pairs among them), the sheet tilted or turned sideways, lit and photographed like
@@ -329,7 +316,7 @@ class SheetRenderer(FrameRenderer):
         placed = []  # (label, index, points, row, group)
         y = margin * h
         lines = []
-        for r, row in enumerate(rows):
+        for row in rows:
             if y + row.height * 1.3 > (1 - margin) * h:
                 break
             x = margin * w + rng.uniform(0, 0.1) * w
@@ -340,7 +327,9 @@ class SheetRenderer(FrameRenderer):
                 ph, pw = patch.shape
                 ink_x0 = points[:, 0].min()
                 ink_y0 = points[:, 1].min()
-                py = int(round(y + 0.15 * row.height - ink_y0 + rng.uniform(-0.05, 0.05) * row.height))
+                py = int(
+                    round(y + 0.15 * row.height - ink_y0 + rng.uniform(-0.05, 0.05) * row.height)
+                )
                 px = int(round(x - ink_x0))
                 if previous_gap is None and text:  # touch the digit before
                     px = self._touch(ink, patch, px, py, rng, row.height)

@@ -970,7 +970,7 @@ class DigitReader:
         start = time.perf_counter()
         c = self.config
         darkness, mask, boxes, groups, rejected = self._find(gray, c)
-        lone = self.config.lone_digit and self._needs_lone_try(gray, boxes, rejected)
+        lone = self.config.lone_digit and self._needs_lone_try(mask, boxes, rejected)
         if lone:
             lone_result = self._find(gray, self._lone_config())
             if lone_result[2]:
@@ -1023,15 +1023,14 @@ class DigitReader:
         )
 
     @staticmethod
-    def _needs_lone_try(gray, boxes, rejected) -> bool:
+    def _needs_lone_try(mask, boxes, rejected) -> bool:
         """Could the image be one digit filling it (a pre-cropped digit)? When nothing was found,
-        or when what was cut by the edge or too large outweighs what was found."""
+        or when more ink lies outside the candidates than inside them (strokes so thick that
+        the paper estimate took them for paper, or a digit cut by the image's edge)."""
         if not boxes:
             return True
-        big = [b for b, reason in rejected if reason in ("cut by the edge", "too large")]
-        if not big:
-            return False
-        return max(b[2] * b[3] for b in big) > 4 * max(b[2] * b[3] for b in boxes)
+        inside = sum(cv2.countNonZero(mask[y : y + h, x : x + w]) for x, y, w, h in boxes)
+        return cv2.countNonZero(mask) > 2 * inside
 
     def _lone_config(self) -> ReaderConfig:
         """Settings for a digit that may fill the image: edges allowed, any height, and a paper
