@@ -84,7 +84,7 @@ def run(args) -> dict:
         for frame in frames[n][:5]:
             reader.read(frame)
     times = {n: [] for n in args.digits}
-    stages = {n: {"candidates": [], "crops": [], "predict": []} for n in args.digits}
+    stages = {n: {"candidates": [], "crops": [], "predict": [], "split": []} for n in args.digits}
     found = {n: [] for n in args.digits}
     for i in range(args.frames):
         for n in args.digits:  # interleaved
@@ -92,7 +92,7 @@ def run(args) -> dict:
             result = reader.read(frames[n][i])
             times[n].append(1e3 * (time.perf_counter() - start))
             for stage, ms in result.timings.items():
-                stages[n][stage].append(ms)
+                stages[n].setdefault(stage, []).append(ms)
             found[n].append(len(result.boxes))
 
     cases = []

@@ -7,7 +7,8 @@ mild perspective tilt of the sheet, lens blur, sensor noise and JPEG artefacts. 
 comes from the ``numpy.random.Generator`` passed in: the same seed gives the same frames.
 
 ``python -m scratchcnn.synthetic OUT.avi`` writes a demo video (MJPG) to try the webcam example on
-without a camera.
+without a camera, and its ground truth beside it (``OUT.truth.json``: every frame's digits and
+boxes), which ``python -m scratchcnn.score`` compares with what a reader printed.
 """
 
 from __future__ import annotations
@@ -486,6 +487,31 @@ def write_video(path, frames, fps: float = 15.0) -> Path:
     return path
 
 
+def truth_path_for(video) -> Path:
+    """Where the ground truth of ``video`` goes: ``demo.avi`` -> ``demo.truth.json``."""
+    video = Path(video)
+    return video.with_name(video.stem + ".truth.json")
+
+
+def write_truth(path, truths: list[list[TruthDigit]], video: str = "", seed: int = 0) -> Path:
+    """Write the ground truth of a rendered video as JSON: ``{"format": "scratchcnn-truth",
+    "video", "seed", "frames": [{"frame": i, "digits": [{"digit", "box"}]}]}``, boxes as
+    ``[x, y, width, height]`` in frame pixels (the digits' ink)."""
+    import json
+
+    path = Path(path)
+    frames = [
+        {
+            "frame": i,
+            "digits": [{"digit": int(t.digit), "box": [int(v) for v in t.box]} for t in truth],
+        }
+        for i, truth in enumerate(truths)
+    ]
+    document = {"format": "scratchcnn-truth", "video": video, "seed": seed, "frames": frames}
+    path.write_text(json.dumps(document) + "\n")
+    return path
+
+
 def main(argv=None) -> int:
     """``python -m scratchcnn.synthetic OUT.avi``: a demo video of rendered frames."""
     p = argparse.ArgumentParser(
@@ -509,9 +535,12 @@ def main(argv=None) -> int:
     def run() -> int:
         renderer = FrameRenderer(*mnist_test_digits(args.data_dir, args.download))
         rng = np.random.default_rng(args.seed)
-        frames = [renderer.render(rng, args.digits)[0] for _ in range(args.frames)]
-        write_video(args.output, frames, args.fps)
+        rendered = [renderer.render(rng, args.digits) for _ in range(args.frames)]
+        write_video(args.output, [frame for frame, _ in rendered], args.fps)
+        truth_path = truth_path_for(args.output)
+        write_truth(truth_path, [truth for _, truth in rendered], args.output.name, args.seed)
         print(f"wrote {args.output}: {args.frames} frames of {args.digits} digits")
+        print(f"wrote {truth_path}: the ground truth (python -m scratchcnn.score {truth_path} ...)")
         return 0
 
     return run_cli("python -m scratchcnn.synthetic", run)

@@ -114,6 +114,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-scale", type=float, default=d.max_scale, help=f"relative (default {d.max_scale})"
     )
     p.add_argument(
+        "--max-shear",
+        type=float,
+        default=d.max_shear,
+        help=f"slant, as a slope (default {d.max_shear})",
+    )
+    p.add_argument(
+        "--elastic",
+        type=float,
+        default=d.elastic,
+        help=f"pixels of smooth random distortion (default {d.elastic})",
+    )
+    p.add_argument(
+        "--stroke-width",
+        type=float,
+        default=d.stroke_width,
+        help=f"share of images with thicker or thinner strokes (default {d.stroke_width})",
+    )
+    p.add_argument(
         "--val-size",
         type=float,
         default=5000,

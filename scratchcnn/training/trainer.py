@@ -29,7 +29,7 @@ from scratchcnn.nn.serialization import (
     read_meta,
     save_arrays,
 )
-from scratchcnn.training.augment import random_affine
+from scratchcnn.training.augment import random_affine, vary_strokes
 
 CHECKPOINT_FORMAT = "scratchcnn-checkpoint"
 SCHEDULES = ("cosine", "step", "constant")
@@ -105,6 +105,9 @@ class TrainConfig:
     max_shift: float = 2.0
     max_rotation: float = 10.0
     max_scale: float = 0.1
+    max_shear: float = 0.0  # slope; writing styles MNIST has few of (issue #14)
+    elastic: float = 0.0  # pixels of smooth random distortion
+    stroke_width: float = 0.0  # share of images drawn with thicker or thinner strokes
     seed: int = 0
 
     def validate(self) -> None:
@@ -146,6 +149,12 @@ class TrainConfig:
                 f"--max-rotation must be in [0, 180] degrees, got {self.max_rotation}",
             ),
             (0 <= self.max_scale < 1, f"--max-scale must be in [0, 1), got {self.max_scale}"),
+            (0 <= self.max_shear <= 1, f"--max-shear must be in [0, 1], got {self.max_shear}"),
+            (0 <= self.elastic <= 5, f"--elastic must be in [0, 5] pixels, got {self.elastic}"),
+            (
+                0 <= self.stroke_width <= 1,
+                f"--stroke-width must be in [0, 1], got {self.stroke_width}",
+            ),
             (0 <= self.seed <= MAX_SEED, f"--seed must be in 0..{MAX_SEED}, got {self.seed}"),
         ]
         for ok, message in checks:
@@ -232,8 +241,15 @@ class Trainer:
             if self.config.augment:
                 c = self.config
                 x = random_affine(
-                    x, self.rng, c.max_shift, c.max_rotation, (1 - c.max_scale, 1 + c.max_scale)
+                    x,
+                    self.rng,
+                    c.max_shift,
+                    c.max_rotation,
+                    (1 - c.max_scale, 1 + c.max_scale),
+                    c.max_shear,
+                    c.elastic,
                 )
+                x = vary_strokes(x, self.rng, c.stroke_width)
             yield x, self.y_train[indices]
 
     def run_epoch(
