@@ -241,13 +241,14 @@ class SheetRow:
     """One row of a sheet: digits (indices into the renderer's images) ``height`` pixels tall
     (their ink), with ``gaps[i]`` the space after digit ``i`` as a fraction of ``height``, or
     None for a digit that *touches* the next one (slid against it until the inks meet, then
-    overlapping by up to ``height / 20`` pixels). A gap of ``SPACE`` or more starts a new group
+    overlapping by up to ``overlap`` of the height). A gap of ``SPACE`` or more starts a new group
     of the row's text (``"0522 1859"``)."""
 
     indices: tuple[int, ...]
     height: float
     gaps: tuple[float | None, ...] = ()
     angle: float = 4.0  # each digit is rotated by up to this many degrees
+    overlap: float = 0.05  # touching digits overlap by up to this fraction of the height
 
 
 SPACE = 1.0  # gaps (fractions of the digit height) from this on separate groups in a row's text
@@ -333,7 +334,7 @@ class SheetRenderer(FrameRenderer):
                 )
                 px = int(round(x - ink_x0))
                 if previous_gap is None and text:  # touch the digit before
-                    px = self._touch(ink, patch, px, py, rng, row.height)
+                    px = self._touch(ink, patch, px, py, rng, row.height * row.overlap)
                 if px + points[:, 0].max() > (1 - margin) * w or px < 0 or py < 0:
                     break
                 if py + ph > h or px + pw > w:
@@ -374,10 +375,11 @@ class SheetRenderer(FrameRenderer):
         return frame, truth, "\n".join(lines)
 
     @staticmethod
-    def _touch(ink, patch, px, py, rng, height) -> int:
-        """Slide ``patch`` left from ``px`` until its ink meets the ink already drawn, then a
-        little further (up to height / 20 pixels of overlap); returns the new x."""
+    def _touch(ink, patch, px, py, rng, overlap) -> int:
+        """Slide ``patch`` left from ``px`` until its ink meets the ink already drawn, then
+        further by up to ``overlap`` pixels; returns the new x."""
         ph, pw = patch.shape
+        height = ph
         mine = cv2.dilate((patch > 0.35).astype(np.uint8), np.ones((3, 3), np.uint8))
         for step in range(int(0.6 * height)):
             x = px - step
@@ -387,7 +389,7 @@ class SheetRenderer(FrameRenderer):
             if region.shape != patch.shape:
                 return x
             if np.any((region > 0.35) & (mine > 0)):
-                return x - int(rng.integers(0, max(1, int(height / 20)) + 1))
+                return x - int(rng.integers(0, int(overlap) + 1))
         return px
 
     def _perspective_for(self, rng, size) -> np.ndarray:

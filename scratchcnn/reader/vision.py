@@ -794,7 +794,7 @@ class DigitReader:
         aspect = w / float(h)
         hypotheses = []
         strokes = cand.ink > 0.25
-        for path in _cut_paths(cand.ink, max_cuts=3):
+        for path in _cut_paths(cand.ink, max_cuts=4):
             columns = np.arange(w)[None, :]
             left = np.where(columns < path[:, None], cand.ink, 0.0).astype(np.float32)
             right = np.where(columns >= path[:, None], cand.ink, 0.0).astype(np.float32)
@@ -876,20 +876,18 @@ class DigitReader:
             replaced = {}
             for i, hypotheses in trials:
                 cand = cands[i]
-                aspect = cand.box[2] / float(cand.box[3])
-                # The network reads halves of one digit with confidence too, so the shape
-                # decides first: a candidate 1.25 times wider than tall is hardly ever one
-                # digit; one nearly square splits when its parts read better than it; one
-                # narrower only when they read much better.
-                if aspect >= 1.25:
-                    need = 0.5
-                elif aspect >= 1.0:
-                    need = max(cand.confidence, 0.8)
-                else:
-                    need = cand.confidence + 0.15
-                best, best_score = None, need
+                # The network reads halves of one digit with confidence too, and a pair of
+                # touching digits as one: so each reading is weighed by how plausible its
+                # box's shape is for the digit it reads (MNIST's widths per digit), and a split
+                # must win by a margin.
+                digit = int(cand.probabilities.argmax())
+                whole = cand.confidence * _shape_plausibility(cand.box, digit)
+                best, best_score = None, max(whole + 0.05, 0.5)
                 for parts, factor, _ in hypotheses:
-                    score = factor * min(p.confidence for p in parts)
+                    score = factor * min(
+                        p.confidence * _shape_plausibility(p.box, int(p.probabilities.argmax()))
+                        for p in parts
+                    )
                     if score > best_score:
                         best, best_score = parts, score
                 if best is not None:
@@ -1046,6 +1044,30 @@ class DigitReader:
         )
 
 
+# Width / height of MNIST's training digits (ink above 90 of 255), per class: the 90th and 99th
+# percentiles. A box much wider than its digit usually is holds more than one digit.
+ASPECT_PERCENTILES = {
+    0: (1.11, 1.43),
+    1: (0.70, 0.95),
+    2: (1.25, 1.67),
+    3: (1.00, 1.25),
+    4: (1.00, 1.25),
+    5: (1.25, 1.67),
+    6: (0.95, 1.17),
+    7: (1.00, 1.25),
+    8: (1.00, 1.25),
+    9: (0.85, 1.05),
+}
+
+
+def _shape_plausibility(box: Box, digit: int) -> float:
+    """1 for a box no wider (relative to its height) than 90% of MNIST's ``digit``s, falling
+    linearly to 0.5 at their 99th percentile and on to 0.1."""
+    p90, p99 = ASPECT_PERCENTILES[digit]
+    aspect = box[2] / float(max(box[3], 1))
+    return float(np.clip(1.0 - 0.5 * (aspect - p90) / (p99 - p90), 0.1, 1.0))
+
+
 def _balanced(parts: list[_Candidate], whole: _Candidate) -> bool:
     """Does every part hold at least 15% of the whole's ink (a digit, not a sliver of one)?"""
     total = float(whole.ink.sum())
@@ -1067,16 +1089,16 @@ def _evidence(result: FrameResult) -> float:
 
 def _cut_paths(ink: np.ndarray, max_cuts: int = 3) -> list[np.ndarray]:
     """Up to ``max_cuts`` top-to-bottom paths (one column per row, int (h,)) through ``ink``
-    (h, w) that cross as little ink as possible, within the middle of the width (each side
-    keeps at least 0.12 of the height and 20% of the width).
+    (h, w) that cross as little ink as possible, each side keeping at least 0.12 of the height
+    (a narrow "1").
 
     Dynamic programming over the rows: a cell's cost is its ink (plus a little for every step,
     more for a diagonal one) and the cheapest of the three cells above it; the paths end at the
     cheapest bottom cells that are local minima, at least 0.1 of the height apart.
     """
     h, w = ink.shape
-    margin = max(2, int(0.12 * h))
-    lo, hi = max(int(0.2 * w), margin), min(int(0.8 * w), w - margin)
+    margin = max(2, int(0.12 * h))  # a "1" is about this wide
+    lo, hi = margin, w - margin
     if hi <= lo:
         return []
     band = ink[:, lo:hi] + np.float32(0.02)
