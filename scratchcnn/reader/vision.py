@@ -794,7 +794,7 @@ class DigitReader:
         aspect = w / float(h)
         hypotheses = []
         strokes = cand.ink > 0.25
-        for path in _cut_paths(cand.ink, max_cuts=4):
+        for path in _cut_paths(cand.ink):
             columns = np.arange(w)[None, :]
             left = np.where(columns < path[:, None], cand.ink, 0.0).astype(np.float32)
             right = np.where(columns >= path[:, None], cand.ink, 0.0).astype(np.float32)
@@ -804,7 +804,7 @@ class DigitReader:
                 # more strokes (the top and bottom of a 0, a 2's arc and its base).
                 crossed = strokes[np.arange(h), path].astype(np.int8)
                 runs = int(crossed[0]) + int(np.count_nonzero(np.diff(crossed) == 1))
-                hypotheses.append((parts, 0.95 ** max(0, runs - 1), aspect < 1.0))
+                hypotheses.append((parts, 0.75 ** max(0, runs - 1), aspect < 1.0))
         if 2 <= len(cand.contours) <= 4:  # pieces: one apart from the rest
             for cnt in cand.contours:
                 bx, by, bw, bh = cv2.boundingRect(cnt)
@@ -1087,52 +1087,55 @@ def _evidence(result: FrameResult) -> float:
     return confidence + 0.25 * upright + 0.01 * min(len(dets), 10)
 
 
-def _cut_paths(ink: np.ndarray, max_cuts: int = 3) -> list[np.ndarray]:
-    """Up to ``max_cuts`` top-to-bottom paths (one column per row, int (h,)) through ``ink``
-    (h, w) that cross as little ink as possible, each side keeping at least 0.12 of the height
-    (a narrow "1").
+def _cut_paths(ink: np.ndarray) -> list[np.ndarray]:
+    """Top-to-bottom paths (one column per row, int (h,)) through ``ink`` (h, w) that cross as
+    little ink as possible near evenly spaced columns, each side keeping at least 0.12 of the
+    height (a narrow "1"): where two touching digits can be cut apart.
 
-    Dynamic programming over the rows: a cell's cost is its ink (plus a little for every step,
-    more for a diagonal one) and the cheapest of the three cells above it; the paths end at the
-    cheapest bottom cells that are local minima, at least 0.1 of the height apart.
+    From each of up to 12 starting columns, a path may wander 0.15 of the height sideways;
+    dynamic programming over the rows finds the cheapest (a cell's cost is its ink, plus a little
+    for every step and for straying from the start), for all starting columns at once. Identical
+    paths are given once.
     """
     h, w = ink.shape
     margin = max(2, int(0.12 * h))  # a "1" is about this wide
     lo, hi = margin, w - margin
     if hi <= lo:
         return []
-    band = ink[:, lo:hi] + np.float32(0.02)
-    n = hi - lo
-    cost = band[0].copy()
-    moves = np.zeros((h, n), np.int8)
-    inf = np.float32(np.inf)
+    radius = max(2, int(0.15 * h))
+    count = int(np.clip(round((hi - lo) / max(2.0, 0.1 * h)), 1, 12))
+    seeds = np.unique(np.linspace(lo, hi - 1, count).round().astype(np.int64))
+    offsets = np.arange(-radius, radius + 1)
+    columns = seeds[:, None] + offsets[None, :]  # (S, K)
+    inside = (columns >= lo) & (columns < hi)
+    band = np.transpose(ink[:, np.clip(columns, 0, w - 1)], (1, 0, 2))  # (S, h, K)
+    band = band + np.float32(0.02) + np.float32(0.01) * np.abs(offsets) / radius
+    band = np.where(inside[:, None, :], band, np.float32(np.inf)).astype(np.float32)
+    n_seeds, k = columns.shape
+    cost = band[:, 0].copy()
+    moves = np.zeros((h, n_seeds, k), np.int8)
+    pad = np.full((n_seeds, 1), np.inf, np.float32)
+    step = np.float32(0.01)
     for r in range(1, h):
-        left = np.concatenate([[inf], cost[:-1] + np.float32(0.01)])
-        right = np.concatenate([cost[1:] + np.float32(0.01), [inf]])
-        stacked = np.stack([left, cost, right])
+        left = np.concatenate([pad, cost[:, :-1] + step], axis=1)
+        right = np.concatenate([cost[:, 1:] + step, pad], axis=1)
+        stacked = np.stack([left, cost, right])  # (3, S, K)
         choice = stacked.argmin(axis=0)
         moves[r] = choice - 1
-        cost = stacked[choice, np.arange(n)] + band[r]
-    ends = [
-        int(c)
-        for c in np.argsort(cost, kind="stable")
-        if (c == 0 or cost[c] <= cost[c - 1]) and (c == n - 1 or cost[c] <= cost[c + 1])
-    ]
-    spacing = max(2, int(0.1 * h))
-    chosen: list[int] = []
-    for c in ends:
-        if all(abs(c - other) >= spacing for other in chosen):
-            chosen.append(c)
-        if len(chosen) >= max_cuts:
-            break
-    paths = []
-    for col in chosen:
-        path = np.empty(h, np.int64)
-        for r in range(h - 1, -1, -1):
-            path[r] = col + lo
-            col += int(moves[r, col])
-        paths.append(path)
-    return paths
+        cost = np.take_along_axis(stacked, choice[None], axis=0)[0] + band[:, r]
+    position = cost.argmin(axis=1)  # (S,)
+    ok = np.isfinite(cost[np.arange(n_seeds), position])
+    paths = np.empty((n_seeds, h), np.int64)
+    for r in range(h - 1, -1, -1):
+        paths[:, r] = columns[np.arange(n_seeds), position]
+        position = position + moves[r, np.arange(n_seeds), position]
+    unique, seen = [], set()
+    for path in paths[ok]:
+        key = path.tobytes()
+        if key not in seen:
+            seen.add(key)
+            unique.append(path)
+    return unique
 
 
 def _no_digits(mask: np.ndarray) -> FrameResult:
