@@ -169,10 +169,10 @@ def test_one_batched_prediction_per_frame_in_reading_order():
     assert [d.box[0] < 200 for d in result.detections] == [True, False, True, False]
     assert [d.box[1] < 200 for d in result.detections] == [True, True, False, False]
     assert all(d.digit == 3 and d.probabilities.shape == (10,) for d in result.detections)
-    assert result.text == "33\n33"
+    assert result.text == "3 3\n3 3"  # rows by newlines; the wide gaps split each row in two
     assert result.mask.shape == frame.shape and result.crops.shape == (4, 1, 28, 28)
     d = result.detections[0].to_dict()
-    assert set(d) == {"digit", "confidence", "box"} and len(d["box"]) == 4
+    assert set(d) == {"digit", "confidence", "box", "unsure", "second"} and len(d["box"]) == 4
 
 
 def test_min_confidence_drops_unsure_detections():

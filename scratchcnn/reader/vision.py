@@ -971,9 +971,15 @@ class DigitReader:
         lone = self.config.lone_digit and self._needs_lone_try(mask, boxes, rejected)
         if lone:
             lone_result = self._find(gray, self._lone_config())
-            if lone_result[2]:
+            height, width = gray.shape
+            edges = [
+                (x <= 0) + (y <= 0) + (x + w >= width) + (y + h >= height)
+                for x, y, w, h in lone_result[2]
+            ]
+            # A digit cropped from a page may touch two opposite edges of its image; what
+            # touches three or four is the page's edge, a shadow or a gradient, not a digit.
+            if lone_result[2] and max(edges) <= 2:
                 darkness, mask, boxes, groups, rejected = lone_result
-                rejected = [(b, r) for b, r in rejected if r != "cut by the edge"]
         found = time.perf_counter()
         timings = {"candidates": 1e3 * (found - start), "crops": 0.0, "predict": 0.0}
         if not boxes:
