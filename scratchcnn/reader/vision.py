@@ -830,7 +830,7 @@ class DigitReader:
         if len(ys) < 4:
             return None
         y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-        if y1 - y0 < 0.55 * h or x1 - x0 < 2:
+        if y1 - y0 < 0.7 * h or x1 - x0 < 2:
             return None
         part = np.ascontiguousarray(ink[y0:y1, x0:x1])
         box = (x + int(x0), y + int(y0), int(x1 - x0), int(y1 - y0))
@@ -879,10 +879,12 @@ class DigitReader:
                 # The network reads halves of one digit with confidence too, and a pair of
                 # touching digits as one: so each reading is weighed by how plausible its
                 # box's shape is for the digit it reads (MNIST's widths per digit), and a split
-                # must win by a margin.
+                # of a box less than 1.3 times wider than tall must win by a wide margin (a
+                # slanted or rotated digit is often that wide; touching pairs mostly wider).
                 digit = int(cand.probabilities.argmax())
                 whole = cand.confidence * _shape_plausibility(cand.box, digit)
-                best, best_score = None, max(whole + 0.05, 0.5)
+                margin = 0.3 if cand.box[2] < 1.3 * cand.box[3] else 0.0
+                best, best_score = None, max(whole + margin, 0.5)
                 for parts, factor, _ in hypotheses:
                     score = factor * min(
                         p.confidence * _shape_plausibility(p.box, int(p.probabilities.argmax()))
