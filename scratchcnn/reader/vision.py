@@ -968,22 +968,29 @@ class DigitReader:
 
     def _read_upright(self, gray: np.ndarray) -> FrameResult:
         start = time.perf_counter()
-        c = self.config
-        darkness, mask, boxes, groups, rejected = self._find(gray, c)
-        lone = self.config.lone_digit and self._needs_lone_try(mask, boxes, rejected)
-        if lone:
-            lone_result = self._find(gray, self._lone_config())
+        found = self._find(gray, self.config)
+        result = self._read_found(found, start)
+        if self.config.lone_digit and self._needs_lone_try(found, gray.shape):
+            lone = self._find(gray, self._lone_config())
             height, width = gray.shape
             edges = [
-                (x <= 0) + (y <= 0) + (x + w >= width) + (y + h >= height)
-                for x, y, w, h in lone_result[2]
+                (x <= 0) + (y <= 0) + (x + w >= width) + (y + h >= height) for x, y, w, h in lone[2]
             ]
             # A digit cropped from a page may touch two opposite edges of its image; what
             # touches three or four is the page's edge, a shadow or a gradient, not a digit.
-            if lone_result[2] and max(edges) <= 2:
-                darkness, mask, boxes, groups, rejected = lone_result
-        found = time.perf_counter()
-        timings = {"candidates": 1e3 * (found - start), "crops": 0.0, "predict": 0.0}
+            if lone[2] and max(edges) <= 2:
+                lone_result = self._read_found(lone, start)
+                if _prefer_lone(result, lone_result, gray.shape):
+                    result = lone_result
+        return result
+
+    def _read_found(self, found, start: float) -> FrameResult:
+        """Crop, classify and segment the candidates :meth:`_find` found."""
+        c = self.config
+        darkness, mask, boxes, groups, rejected = found
+        rejected = list(rejected)
+        found_at = time.perf_counter()
+        timings = {"candidates": 1e3 * (found_at - start), "crops": 0.0, "predict": 0.0}
         if not boxes:
             result = _no_digits(mask)
             result.rejected = rejected
@@ -999,9 +1006,13 @@ class DigitReader:
         self._classify(cands)
         predicted = time.perf_counter()
         cands = self._segment(cands, rejected)
+        if not cands:  # every candidate was too wide to be a digit, even in parts
+            result = _no_digits(mask)
+            result.rejected, result.timings = rejected, timings
+            return result
         order = reading_order([cand.box for cand in cands])
         cands = [cands[i] for i in order]
-        timings["crops"] = 1e3 * (cropped - found)
+        timings["crops"] = 1e3 * (cropped - found_at)
         timings["predict"] = 1e3 * (predicted - cropped)
         timings["split"] = 1e3 * (time.perf_counter() - predicted)
         crops = np.stack([cand.crop for cand in cands])[:, None]
@@ -1029,11 +1040,18 @@ class DigitReader:
         )
 
     @staticmethod
-    def _needs_lone_try(mask, boxes, rejected) -> bool:
+    def _needs_lone_try(found, shape) -> bool:
         """Could the image be one digit filling it (a pre-cropped digit)? When nothing was found,
-        or when more ink lies outside the candidates than inside them (strokes so thick that
-        the paper estimate took them for paper, or a digit cut by the image's edge)."""
+        when more ink lies outside the candidates than inside them (strokes so thick that the
+        paper estimate took them for paper), or when a large piece was cut by the image's edge
+        or found too large."""
+        _, mask, boxes, _, rejected = found
         if not boxes:
+            return True
+        if any(
+            reason in ("cut by the edge", "too large") and box[3] >= 0.25 * shape[0]
+            for box, reason in rejected
+        ):
             return True
         inside = sum(cv2.countNonZero(mask[y : y + h, x : x + w]) for x, y, w, h in boxes)
         return cv2.countNonZero(mask) > 2 * inside
@@ -1074,6 +1092,28 @@ def _shape_plausibility(box: Box, digit: int) -> float:
     p90, p99 = ASPECT_PERCENTILES[digit]
     aspect = box[2] / float(max(box[3], 1))
     return float(np.clip(1.0 - 0.5 * (aspect - p90) / (p99 - p90), 0.1, 1.0))
+
+
+def _prefer_lone(result: FrameResult, lone: FrameResult, shape) -> bool:
+    """Is the reading of the image as one large digit (``lone``) better than the ordinary one?
+    When the ordinary one read nothing, or when ``lone`` is one confident digit at least half
+    the image's height and everything the ordinary one read lies inside it (pieces of it)."""
+    dets = lone.all_detections
+    if not dets:
+        return False
+    if not result.all_detections:
+        return True
+    if len(dets) != 1 or dets[0].confidence < 0.8 or dets[0].box[3] < 0.5 * shape[0]:
+        return False
+    x, y, w, h = dets[0].box
+    pad = 0.05 * max(w, h)
+    return all(
+        b[0] >= x - pad
+        and b[1] >= y - pad
+        and b[0] + b[2] <= x + w + pad
+        and b[1] + b[3] <= y + h + pad
+        for b in (d.box for d in result.all_detections)
+    )
 
 
 def _balanced(parts: list[_Candidate], whole: _Candidate) -> bool:
