@@ -44,3 +44,58 @@ def test_random_affine_is_reproducible_and_bounded(rng):
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, x)
     assert a.min() >= 0 and a.max() <= 1 + 1e-6
+
+
+def test_shear_and_elastic_off_draw_the_same_numbers_as_before(rng):
+    """With max_shear=0 and elastic=0 nothing more is drawn: runs and checkpoints made before the
+    two existed continue bit for bit."""
+    x = rng.random((8, 1, 28, 28), dtype=np.float32)
+    a = random_affine(x, np.random.default_rng(5))
+    b = random_affine(x, np.random.default_rng(5), max_shear=0.0, elastic=0.0)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_shear_slants_a_vertical_bar():
+    x = np.zeros((1, 1, 28, 28), np.float32)
+    x[0, 0, 4:24, 13:15] = 1.0
+    y = warp_affine(x, np.zeros((1, 2)), np.zeros(1), np.ones(1), shear=np.array([0.4]))
+    top = np.argmax(y[0, 0, 6])
+    bottom = np.argmax(y[0, 0, 21])
+    assert abs(int(bottom) - int(top)) >= 4  # 15 rows apart at slope 0.4: about 6 columns
+
+
+def test_elastic_fields_are_smooth_bounded_and_reproducible():
+    from scratchcnn.training.augment import smooth_field
+
+    coarse = np.random.default_rng(0).uniform(-1.5, 1.5, size=(3, 2, 4, 4))
+    field = smooth_field(coarse, 28, 28)
+    assert field.shape == (3, 2, 28, 28) and field.dtype == np.float32
+    assert np.abs(field).max() <= 1.5 + 1e-6
+    np.testing.assert_allclose(field[:, :, 0, 0], coarse[:, :, 0, 0], atol=1e-6)  # corners
+    assert np.abs(np.diff(field, axis=3)).max() < 1.0  # neighbours move alike
+    x = np.random.default_rng(1).random((4, 1, 28, 28), dtype=np.float32)
+    a = random_affine(x, np.random.default_rng(2), elastic=1.5)
+    b = random_affine(x, np.random.default_rng(2), elastic=1.5)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, random_affine(x, np.random.default_rng(2)))
+
+
+def test_stroke_width_thickens_some_images_and_thins_others():
+    from scratchcnn.training.augment import vary_strokes
+
+    x = np.zeros((64, 1, 28, 28), np.float32)
+    x[:, 0, 6:22, 12:15] = 1.0  # a 3-pixel bar
+    assert vary_strokes(x, np.random.default_rng(0), 0.0) is x
+    y = vary_strokes(x, np.random.default_rng(0), 1.0)
+    ink = y.sum(axis=(1, 2, 3))
+    thicker, thinner = ink > x[0].sum() + 1, ink < x[0].sum() - 1
+    assert thicker.sum() >= 16 and thinner.sum() >= 16 and (thicker | thinner).all()
+    assert y.max() <= 1.0 and np.allclose(y.max(axis=(1, 2, 3)), 1.0)  # as dark as before
+
+
+def test_train_config_checks_the_new_augmentation_ranges():
+    from scratchcnn.training.trainer import TrainConfig
+
+    for field, value in (("max_shear", -0.1), ("elastic", 9.0), ("stroke_width", 1.5)):
+        with pytest.raises(ValueError, match=field.replace("_", "-")):
+            TrainConfig(**{field: value}).validate()
