@@ -16,14 +16,24 @@ images a debug view shows. The steps:
    the sheet, a drawn frame); pieces that cannot be part of a digit (specks, oversize shapes,
    frames holding other pieces, anything cut by the frame's edge) are dropped; pieces of one digit
    (a ``5`` whose bar is detached, a stroke cut by a hairline) are merged; boxes are filtered by
-   height, aspect ratio and ink density.
+   height (at least ``min_height``, and ``min_height_fraction`` of their row's median: the
+   smallest digit follows the sheet), aspect ratio and ink density. Every candidate not read is
+   kept with its reason, for the debug view. When the image looks like one digit filling it (a
+   cropped digit), it is also read that way.
 4. **MNIST normalization** of each candidate: its soft darkness (not the hard mask) inside its own
    contours, stretched so the stroke's core is 1.0, fine-pen strokes thickened to MNIST's width,
    fitted into 20x20 keeping its aspect ratio (area interpolation, as MNIST's anti-aliasing),
    padded to 28x28 and shifted so its center of mass is at the center; optionally deskewed.
    Light strokes on black, float32 in [0, 1]: the model's training input.
 5. **One** ``model.predict_proba`` call for all crops of the frame.
-6. Detections in **reading order**: rows from top to bottom, left to right within a row.
+6. **Segmentation by recognition**: a candidate too wide for one digit is also cut along the
+   paths through its ink that cross the fewest strokes; the parts go through the network in a
+   second batch, and the split is kept when they read better than the whole (each reading
+   weighed by how plausible its box's width is for the digit read).
+7. Detections in **reading order**: rows from top to bottom, left to right within a row; those
+   below ``min_confidence`` are kept as *unsure*; the frame's text groups a row's digits by their
+   spacing. With ``rotate`` the frame is turned first (``"auto"``: all four turns, the most
+   convincing reading wins).
 
 Coordinates are pixels of the input frame; boxes are ``(x, y, w, h)`` with (x, y) the top-left
 corner.
