@@ -876,7 +876,9 @@ class DigitReader:
             for i, cand in enumerate(cands):
                 x, y, w, h = cand.box
                 limit = c.split_aspect if cand.depth == 0 else max(1.0, c.split_aspect)
-                if c.split and w > limit * h and cand.depth < 2:
+                # A split's score is at most 1: a whole that no split can beat is not cut (most
+                # single digits, read surely; this keeps the webcam's frame rate).
+                if c.split and w > limit * h and cand.depth < 2 and _to_beat(cand) < 1.0:
                     hypotheses = self._split_hypotheses(cand)
                     if hypotheses:
                         trials.append((i, hypotheses))
@@ -886,15 +888,7 @@ class DigitReader:
             replaced = {}
             for i, hypotheses in trials:
                 cand = cands[i]
-                # The network reads halves of one digit with confidence too, and a pair of
-                # touching digits as one: so each reading is weighed by how plausible its
-                # box's shape is for the digit it reads (MNIST's widths per digit), and a split
-                # of a box less than 1.3 times wider than tall must win by a wide margin (a
-                # slanted or rotated digit is often that wide; touching pairs mostly wider).
-                digit = int(cand.probabilities.argmax())
-                whole = cand.confidence * _shape_plausibility(cand.box, digit)
-                margin = 0.3 if cand.box[2] < 1.3 * cand.box[3] else 0.0
-                best, best_score = None, max(whole + margin, 0.5)
+                best, best_score = None, _to_beat(cand)
                 for parts, factor, _ in hypotheses:
                     score = factor * min(
                         p.confidence * _shape_plausibility(p.box, int(p.probabilities.argmax()))
@@ -1102,6 +1096,20 @@ def _shape_plausibility(box: Box, digit: int) -> float:
     p90, p99 = ASPECT_PERCENTILES[digit]
     aspect = box[2] / float(max(box[3], 1))
     return float(np.clip(1.0 - 0.5 * (aspect - p90) / (p99 - p90), 0.1, 1.0))
+
+
+def _to_beat(cand: _Candidate) -> float:
+    """The score a split of ``cand`` must exceed (a split scores the least of its parts'
+    confidences, each weighed like the whole's, times a factor for crossed strokes).
+
+    The network reads halves of one digit with confidence too, and a pair of touching digits
+    as one: so each reading is weighed by how plausible its box's shape is for the digit it reads
+    (MNIST's widths per digit), and a split of a box less than 1.3 times wider than tall must win
+    by a wide margin (a slanted or rotated digit is often that wide; touching pairs mostly
+    wider). Never less than 0.5."""
+    whole = cand.confidence * _shape_plausibility(cand.box, int(cand.probabilities.argmax()))
+    margin = 0.3 if cand.box[2] < 1.3 * cand.box[3] else 0.0
+    return max(whole + margin, 0.5)
 
 
 def _prefer_lone(result: FrameResult, lone: FrameResult, shape) -> bool:
