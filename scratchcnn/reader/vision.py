@@ -1092,10 +1092,11 @@ ASPECT_PERCENTILES = {
 
 def _shape_plausibility(box: Box, digit: int) -> float:
     """1 for a box no wider (relative to its height) than 90% of MNIST's ``digit``s, falling
-    linearly to 0.5 at their 99th percentile and on to 0.1."""
+    linearly to 0.75 at their 99th percentile and on to 0.3 (gently: a digit written wide, or
+    rotated, is still one digit)."""
     p90, p99 = ASPECT_PERCENTILES[digit]
     aspect = box[2] / float(max(box[3], 1))
-    return float(np.clip(1.0 - 0.5 * (aspect - p90) / (p99 - p90), 0.1, 1.0))
+    return float(np.clip(1.0 - 0.25 * (aspect - p90) / (p99 - p90), 0.3, 1.0))
 
 
 def _to_beat(cand: _Candidate) -> float:
