@@ -216,9 +216,18 @@ COMMANDS: dict[str, Run | NotRun] = {
     "python -m scratchcnn.predict sheet1.jpg sheet2.png": Run(
         needs=MODEL, prints='"file": "sheet2.png"'
     ),
+    "python -m scratchcnn.predict sheet1.jpg --rotate auto --annotate annotated/": Run(
+        needs=MODEL, makes=("annotated/sheet1.png",), prints='"file": "sheet1.jpg"'
+    ),
     "python -m scratchcnn.synthetic demo.avi --frames 100 --digits 6 --download": Run(
         "python -m scratchcnn.synthetic demo.avi --frames 10 --digits 6 --download",
-        "100 frames take half a minute: 10", makes=("demo.avi",),
+        "100 frames take half a minute: 10", makes=("demo.avi", "demo.truth.json"),
+    ),
+    "python examples/webcam.py --video demo.avi --headless > demo.jsonl": Run(
+        needs=MODEL, makes=("demo.jsonl",)
+    ),
+    "python -m scratchcnn.score demo.truth.json demo.jsonl": Run(
+        prints=r"10 frames, 60 digits: found \d+ \(\d"
     ),
     "python examples/webcam.py --video demo.avi --loop": Run(
         "python examples/webcam.py --video demo.avi --loop --headless --max-frames 15",
