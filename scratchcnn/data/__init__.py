@@ -1,4 +1,7 @@
-"""Datasets stored as IDX files (MNIST and its relatives): a strict reader and a verified loader."""
+"""Datasets stored as IDX files (MNIST and its relatives): a strict reader and a verified loader.
+
+``python -m scratchcnn.data download [--dataset NAME]`` fills the cache (or ``$SCRATCHCNN_DATA``).
+"""
 
 from scratchcnn.data.idx import IDXFormatError, read_idx, write_idx
 from scratchcnn.data.mnist import (
@@ -9,6 +12,8 @@ from scratchcnn.data.mnist import (
     cache_dir,
     data_location,
     load_mnist,
+    load_split,
+    locate,
     to_float_images,
 )
 
@@ -21,6 +26,8 @@ __all__ = [
     "cache_dir",
     "data_location",
     "load_mnist",
+    "load_split",
+    "locate",
     "read_idx",
     "to_float_images",
     "write_idx",

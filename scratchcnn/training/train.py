@@ -27,7 +27,7 @@ from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
 from scratchcnn.cli import EXIT_INTERRUPTED, CLIError, run_cli
-from scratchcnn.data import load_mnist, to_float_images
+from scratchcnn.data import DATASETS, load_mnist, to_float_images
 from scratchcnn.files import atomic_write_text, write_target
 from scratchcnn.nn.architectures import ARCHITECTURES
 from scratchcnn.nn.kernels import CHOICES, set_backend
@@ -53,11 +53,7 @@ PATH_FLAGS = ("data_dir", "output", "checkpoint", "metrics_json", "report_dir")
 def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0].replace("``", ""))
-    p.add_argument(
-        "--data-dir",
-        help="folder with the MNIST IDX files (default: $SCRATCHCNN_DATA, then the cache)",
-    )
-    p.add_argument("--no-download", action="store_true", help="never download missing data")
+    add_data_arguments(p, d.dataset)
     p.add_argument(
         "--arch", default=d.arch, choices=sorted(ARCHITECTURES), help=f"network (default {d.arch})"
     )
@@ -199,6 +195,33 @@ def parse_args(argv=None) -> argparse.Namespace:
         action.default = argparse.SUPPRESS
     args.given = set(vars(explicit.parse_args(argv)))
     return args
+
+
+def add_data_arguments(p: argparse.ArgumentParser, default_dataset: str = "mnist") -> None:
+    """--dataset, --data-dir, --no-download, --no-verify: shared by train and evaluate."""
+    p.add_argument(
+        "--dataset",
+        default=default_dataset,
+        choices=sorted(DATASETS),
+        help=f"which IDX dataset (default {default_dataset})",
+    )
+    p.add_argument(
+        "--data-dir",
+        help="folder with the dataset's IDX files (default: $SCRATCHCNN_DATA/DATASET, then the "
+        "cache); your own four files with --no-verify",
+    )
+    p.add_argument("--no-download", action="store_true", help="never download missing data")
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="accept files whose digests are not the dataset's (your own IDX files)",
+    )
+
+
+def training_record(config: TrainConfig, args) -> dict:
+    """What a saved model records of the run that made it: every setting that shapes its weights
+    (the training configuration and the data split), as JSON-able values."""
+    return {**asdict(config), "val_size": args.val_size, "train_size": args.train_size}
 
 
 def config_from_args(args) -> TrainConfig:
@@ -443,7 +466,9 @@ def train(args) -> int:
             ) from err
 
     # The training set stays uint8 (a quarter of float32's memory); the Trainer converts each batch.
-    (x_all, y_all), (x_test, y_test) = load_mnist(args.data_dir, download=not args.no_download)
+    (x_all, y_all), (x_test, y_test) = load_mnist(
+        args.data_dir, not args.no_download, args.dataset, verify=not args.no_verify
+    )
     x_train, y_train, x_val, y_val = split_data(args, x_all, y_all)
     del x_all, y_all  # split_data copied what it kept
     check_shapes(x_train, x_test)
@@ -521,7 +546,8 @@ def train(args) -> int:
                 return EXIT_INTERRUPTED
             best = trainer.is_best(result)
             if best:
-                save_model(trainer.model, args.output, extra={"epoch": result.epoch})
+                record = {"epoch": result.epoch, "training": training_record(config, args)}
+                save_model(trainer.model, args.output, extra=record)
             trainer.save_checkpoint(checkpoint, extra)
             val = f"{result.val_accuracy:.2%}" if result.val_accuracy is not None else "n/a"
             print(

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
-from scratchcnn.data import to_float_images
+from scratchcnn.data import DATASETS, to_float_images
 from scratchcnn.nn.architectures import DEFAULT_ARCHITECTURE, build_model
 from scratchcnn.nn.losses import SoftmaxCrossEntropy
 from scratchcnn.nn.model import EpochStats, train_epoch
@@ -109,6 +109,7 @@ class TrainConfig:
     elastic: float = 0.0  # pixels of smooth random distortion
     stroke_width: float = 0.0  # share of images drawn with thicker or thinner strokes
     seed: int = 0
+    dataset: str = "mnist"  # a name in scratchcnn.data.DATASETS
 
     def validate(self) -> None:
         """Refuse meaningless settings (wrong types, non-finite, out of range) with a message
@@ -156,6 +157,7 @@ class TrainConfig:
                 f"--stroke-width must be in [0, 1], got {self.stroke_width}",
             ),
             (0 <= self.seed <= MAX_SEED, f"--seed must be in 0..{MAX_SEED}, got {self.seed}"),
+            (self.dataset in DATASETS, f"--dataset must be one of {', '.join(DATASETS)}"),
         ]
         for ok, message in checks:
             if not ok:
