@@ -11,6 +11,7 @@ Arrays are float32 and NCHW (batch, channels, height, width) unless a docstring 
 
 from scratchcnn.data import load_mnist, to_float_images
 from scratchcnn.nn.architectures import ARCHITECTURES, build_model
+from scratchcnn.nn.export import export_onnx
 from scratchcnn.nn.kernels import backend_name, limit_threads, set_backend, set_threads
 from scratchcnn.nn.layers import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, Parameter, ReLU
 from scratchcnn.nn.losses import SoftmaxCrossEntropy, log_softmax, softmax
@@ -39,6 +40,7 @@ __all__ = [
     "StepSchedule",
     "backend_name",
     "build_model",
+    "export_onnx",
     "limit_threads",
     "load_mnist",
     "load_model",

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from scratchcnn.cli import CLIError
 from scratchcnn.nn.serialization import load_model
+from scratchcnn.pretrained import bundled_model_path
 from scratchcnn.reader.vision import MAX_PIXELS, ROTATIONS, DigitReader
 
 DEFAULT_MODEL = Path("models/scratchcnn.npz")  # where `python -m scratchcnn.train` saves
@@ -15,12 +17,19 @@ TRAIN_HINT = "train one first with `python -m scratchcnn.train` (or pass --model
 
 
 def load_reader_model(path):
-    """The trained model at ``path`` (a :class:`scratchcnn.Sequential`); a missing file is a
-    :class:`CLIError` with the hint to train first, a bad one a ``ModelFileError`` naming it."""
+    """The trained model at ``path``: a :class:`scratchcnn.Sequential` from a ``.npz`` model
+    file, or an exported ``.onnx`` file run by OpenCV's DNN module
+    (:class:`~scratchcnn.reader.onnx_model.OpenCVOnnxModel`). A missing file is a
+    :class:`CLIError` with the hint to train first, a bad one an error naming it."""
     path = Path(path)
     if not path.exists():
         raise CLIError(f"{path}: no such model file; {TRAIN_HINT}")
-    model = load_model(path)
+    if path.suffix.lower() == ".onnx":
+        from scratchcnn.reader.onnx_model import OpenCVOnnxModel
+
+        model = OpenCVOnnxModel(path)
+    else:
+        model = load_model(path)
     if tuple(model.input_shape) != (1, 28, 28) or tuple(model.output_shape) != (10,):
         raise CLIError(
             f"{path}: this model takes {model.input_shape} and gives {model.output_shape}; "
@@ -34,8 +43,9 @@ def add_reader_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         type=Path,
-        default=DEFAULT_MODEL,
-        help=f"trained model (default {DEFAULT_MODEL}, where the train command saves)",
+        default=None,
+        help=f"trained model, .npz or an exported .onnx (default: {DEFAULT_MODEL}, where the "
+        "train command saves, else the model bundled with scratchcnn)",
     )
     parser.add_argument(
         "--min-confidence",
@@ -80,7 +90,7 @@ def make_reader(args: argparse.Namespace) -> DigitReader:
     if args.max_pixels < 1:
         raise CLIError(f"--max-pixels must be >= 1, got {args.max_pixels}")
     rotate = parse_rotate(args.rotate)
-    model = load_reader_model(args.model)
+    model = load_reader_model(choose_model(args.model))
     return DigitReader(
         model,
         min_confidence=args.min_confidence,
@@ -88,6 +98,24 @@ def make_reader(args: argparse.Namespace) -> DigitReader:
         rotate=rotate,
         max_pixels=args.max_pixels,
     )
+
+
+def choose_model(path: Path | None, announce=sys.stderr) -> Path:
+    """The model file to read with: ``path`` (``--model``) when given, else
+    ``models/scratchcnn.npz`` when it exists, else the bundled model; without ``--model`` the
+    choice is said in one line on ``announce``."""
+    if path is not None:
+        return Path(path)
+    if DEFAULT_MODEL.exists():
+        print(f"reading with {DEFAULT_MODEL} (--model PATH for another)", file=announce)
+        return DEFAULT_MODEL
+    bundled = bundled_model_path()
+    print(
+        f"reading with the bundled model {bundled.name} (scratchnet trained on MNIST by the "
+        "default `python -m scratchcnn.train`; train your own, or pass --model PATH)",
+        file=announce,
+    )
+    return bundled
 
 
 def detections_json(detections) -> list[dict]:

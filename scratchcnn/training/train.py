@@ -32,6 +32,7 @@ from scratchcnn.files import atomic_write_text, write_target
 from scratchcnn.nn.architectures import ARCHITECTURES
 from scratchcnn.nn.kernels import CHOICES, set_backend
 from scratchcnn.nn.serialization import save_model
+from scratchcnn.training.options import add_data_arguments, data_kwargs
 from scratchcnn.training.report import format_report, save_plots, test_report
 from scratchcnn.training.trainer import (
     SCHEDULES,
@@ -195,27 +196,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         action.default = argparse.SUPPRESS
     args.given = set(vars(explicit.parse_args(argv)))
     return args
-
-
-def add_data_arguments(p: argparse.ArgumentParser, default_dataset: str = "mnist") -> None:
-    """--dataset, --data-dir, --no-download, --no-verify: shared by train and evaluate."""
-    p.add_argument(
-        "--dataset",
-        default=default_dataset,
-        choices=sorted(DATASETS),
-        help=f"which IDX dataset (default {default_dataset})",
-    )
-    p.add_argument(
-        "--data-dir",
-        help="folder with the dataset's IDX files (default: $SCRATCHCNN_DATA/DATASET, then the "
-        "cache); your own four files with --no-verify",
-    )
-    p.add_argument("--no-download", action="store_true", help="never download missing data")
-    p.add_argument(
-        "--no-verify",
-        action="store_true",
-        help="accept files whose digests are not the dataset's (your own IDX files)",
-    )
 
 
 def training_record(config: TrainConfig, args) -> dict:
@@ -466,9 +446,7 @@ def train(args) -> int:
             ) from err
 
     # The training set stays uint8 (a quarter of float32's memory); the Trainer converts each batch.
-    (x_all, y_all), (x_test, y_test) = load_mnist(
-        args.data_dir, not args.no_download, args.dataset, verify=not args.no_verify
-    )
+    (x_all, y_all), (x_test, y_test) = load_mnist(**data_kwargs(args))
     x_train, y_train, x_val, y_val = split_data(args, x_all, y_all)
     del x_all, y_all  # split_data copied what it kept
     check_shapes(x_train, x_test)
@@ -576,11 +554,12 @@ def train(args) -> int:
 
     best_model = load_model(args.output)
     y_pred = best_model.predict(x_test)
-    print(format_report(y_test, y_pred))
+    class_names = DATASETS[config.dataset].class_names
+    print(format_report(y_test, y_pred, class_names))
     print(f"training time {sum(r.seconds for r in trainer.history):.1f} s "
           f"(wall {time.perf_counter() - started:.1f} s this session); model saved to {args.output}")  # fmt: skip
     metrics = {
-        **test_report(y_test, y_pred),
+        **test_report(y_test, y_pred, class_names),
         "epochs": [asdict(r) for r in trainer.history],
         "train_seconds": sum(r.seconds for r in trainer.history),
         "backend": backend,
@@ -590,7 +569,8 @@ def train(args) -> int:
     if args.metrics_json:
         atomic_write_text(args.metrics_json, json.dumps(metrics, indent=2))
     if args.report_dir:
-        for path in save_plots(args.report_dir, metrics["epochs"], x_test, y_test, y_pred):
+        plots = save_plots(args.report_dir, metrics["epochs"], x_test, y_test, y_pred, class_names)
+        for path in plots:
             print(f"wrote {path}")
     if args.keep_checkpoint:
         print(f"checkpoint kept in {checkpoint} (--resume it with a larger --epochs to extend)")
