@@ -1,6 +1,7 @@
 """Shared fixtures: where the real MNIST files are, seeded generators, and a runner of this
 checkout's command-line programs."""
 
+import gzip
 import os
 import subprocess
 import sys
@@ -10,15 +11,35 @@ import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_MNIST = REPO_ROOT.parent / "shared" / "data" / "mnist"
 
 
 @pytest.fixture(scope="session")
-def mnist_dir() -> Path:
-    """The folder with the four original MNIST IDX .gz files, or skip saying where it was looked for."""
-    if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").exists():
-        pytest.skip(f"real MNIST not found at {SHARED_MNIST} (put the four IDX .gz files there)")
-    return SHARED_MNIST
+def mnist_files() -> dict:
+    """The four real MNIST files by role ("train_images", ...), found and verified as
+    ``load_mnist`` finds them — ``$SCRATCHCNN_DATA/mnist``, else the user cache — never
+    downloaded here; skip, saying where they were looked for and how to get them, when absent."""
+    from scratchcnn.data import MissingDataError, data_location, locate
+
+    try:
+        return locate("mnist", download_missing=False, progress=False)
+    except MissingDataError:
+        pytest.skip(
+            f"real MNIST not found in {data_location(None, 'mnist')}: run "
+            "`python -m scratchcnn.data download` once (or set SCRATCHCNN_DATA to a folder whose "
+            "mnist/ subfolder holds the four IDX files)"
+        )
+
+
+@pytest.fixture(scope="session")
+def mnist_dir(mnist_files) -> Path:
+    """The folder holding the four real MNIST files (see :func:`mnist_files`)."""
+    return mnist_files["train_images"].parent
+
+
+def gz_bytes(path: Path) -> bytes:
+    """A data file's bytes gzip-compressed: as stored when it is a .gz, else compressed now."""
+    data = Path(path).read_bytes()
+    return data if Path(path).suffix == ".gz" else gzip.compress(data)
 
 
 def run_python(args, backend: str = "numpy", timeout: float = 300, env=None, **kwargs):

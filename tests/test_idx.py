@@ -4,6 +4,7 @@ import gzip
 
 import numpy as np
 import pytest
+from conftest import gz_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -84,8 +85,8 @@ def test_bad_files_name_the_file_and_the_fault(tmp_path, data, message, compress
     assert str(path) in str(info.value)
 
 
-def test_gzip_cut_in_half(tmp_path, mnist_dir):
-    data = (mnist_dir / "t10k-labels-idx1-ubyte.gz").read_bytes()
+def test_gzip_cut_in_half(tmp_path, mnist_files):
+    data = gz_bytes(mnist_files["test_labels"])
     path = write(tmp_path, "t10k-labels-idx1-ubyte.gz", data[: len(data) // 2])
     with pytest.raises(IDXFormatError, match="damaged gzip stream") as info:
         read_idx(path)

@@ -55,14 +55,13 @@ class RenderConfig:
     margin: float = 0.07  # keep digits this fraction of the frame away from its edges
 
 
-def mnist_test_digits(data_dir=None, download: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def mnist_test_digits(data_dir=None, download: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The 10,000 MNIST *test* images uint8 (10000, 28, 28) and labels uint8 (10000,), through
-    :func:`scratchcnn.data.load_mnist` (same folders, same verification; no download unless
-    asked)."""
-    from scratchcnn.data import load_mnist
+    :func:`scratchcnn.data.load_split` (same folders, same verification, the two test files
+    alone; missing ones downloaded unless ``download=False``)."""
+    from scratchcnn.data import load_split
 
-    _, (images, labels) = load_mnist(data_dir, download=download, progress=False)
-    return images, labels
+    return load_split("test", data_dir, download=download, progress=False)
 
 
 class FrameRenderer:
@@ -524,9 +523,10 @@ def main(argv=None) -> int:
     p.add_argument(
         "--data-dir",
         type=Path,
-        help="folder with the MNIST IDX files (default: $SCRATCHCNN_DATA, then the cache)",
+        help="folder with the MNIST test files (default: $SCRATCHCNN_DATA/mnist, else the cache)",
     )
-    p.add_argument("--download", action="store_true", help="download MNIST if it is missing")
+    p.add_argument("--no-download", action="store_true", help="never download missing files")
+    p.add_argument("--download", action="store_true", help=argparse.SUPPRESS)  # the default now
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--digits", type=int, default=6, help="digits per frame (default 6)")
     p.add_argument("--fps", type=float, default=5.0)
@@ -535,7 +535,7 @@ def main(argv=None) -> int:
     from scratchcnn.cli import run_cli
 
     def run() -> int:
-        renderer = FrameRenderer(*mnist_test_digits(args.data_dir, args.download))
+        renderer = FrameRenderer(*mnist_test_digits(args.data_dir, not args.no_download))
         rng = np.random.default_rng(args.seed)
         rendered = [renderer.render(rng, args.digits) for _ in range(args.frames)]
         write_video(args.output, [frame for frame, _ in rendered], args.fps)
