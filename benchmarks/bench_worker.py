@@ -5,8 +5,9 @@ worker answers each with one JSON line on its original stdout (anything else the
 goes to stderr). The first message, sent unasked, is ``ready`` (or ``unavailable`` with a reason,
 e.g. numba or Keras not installed). Peak memory is this process's own (VmHWM).
 
-Systems: ``numpy`` and ``numba`` (scratchcnn with that kernel backend) and ``keras`` (the Keras 3
-/ TensorFlow reference from ``keras_reference.py``, started from the same initial weights).
+Systems: ``numpy`` and ``numba`` (scratchcnn with that kernel backend), ``keras`` (the Keras 3
+/ TensorFlow reference from ``keras_reference.py``) and ``torch`` (the PyTorch CPU reference from
+``torch_reference.py``), the references started from scratchcnn's initial weights.
 """
 
 from __future__ import annotations
@@ -179,9 +180,113 @@ class KerasSystem:
         return self.model.predict(self.x_test[i : i + 1], verbose=0)
 
 
+class TorchSystem:
+    """The PyTorch reference (CPU), NCHW like scratchcnn, started from scratchcnn's initial
+    weights through the interop layer; inference under ``torch.inference_mode``."""
+
+    def __init__(self, args):
+        self.name = "torch"
+        import torch
+        import torch_reference as tr
+
+        self.torch = torch
+        threads = tr.configure_threads(args.threads or None)
+        torch.manual_seed(args.seed)
+        self.generator = torch.Generator().manual_seed(args.seed)
+        self.model = tr.build_torch_model(args.arch, seed=args.seed)  # scratchcnn's start
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=args.lr, momentum=args.momentum
+        )
+        self.loss = torch.nn.CrossEntropyLoss()
+        self.batch_size = args.batch_size
+        self.info = {
+            **tr.versions(),
+            "intra_op_threads": torch.get_num_threads(),
+            "inter_op_threads": torch.get_num_interop_threads(),
+            "threads": threads,
+        }
+
+    def load(self, x_train, y_train, x_test, y_test):
+        t = self.torch
+        self.x_train, self.y_train = t.from_numpy(x_train), t.from_numpy(y_train)
+        self.x_test_np = x_test
+        self.x_test, self.y_test = t.from_numpy(x_test), t.from_numpy(y_test)
+
+    def _step(self, x, y) -> float:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss(self.model(x), y)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def warm_up(self) -> None:
+        """One training step and the inference paths, then weights and optimizer state put back."""
+        import copy
+
+        weights = copy.deepcopy(self.model.state_dict())
+        state = copy.deepcopy(self.optimizer.state_dict())
+        n = self.batch_size
+        self.model.train()
+        self._step(self.x_train[:n], self.y_train[:n])
+        self.predict_all(n)
+        self.call_one(0)
+        self.predict_one(0)
+        self.model.load_state_dict(weights)
+        self.optimizer.load_state_dict(state)
+
+    def train_epoch(self) -> float:
+        self.model.train()
+        order = self.torch.randperm(len(self.x_train), generator=self.generator)
+        total, seen = 0.0, 0
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            total += self._step(self.x_train[idx], self.y_train[idx]) * len(idx)
+            seen += len(idx)
+        return total / seen
+
+    def evaluate(self, batch_size: int) -> tuple[float, float]:
+        self.model.eval()
+        total, correct = 0.0, 0
+        with self.torch.inference_mode():
+            for start in range(0, len(self.x_test), batch_size):
+                x, y = (
+                    self.x_test[start : start + batch_size],
+                    self.y_test[start : start + batch_size],
+                )
+                logits = self.model(x)
+                total += float(self.loss(logits, y)) * len(y)
+                correct += int((logits.argmax(1) == y).sum())
+        return total / len(self.x_test), correct / len(self.x_test)
+
+    def predict_all(self, batch_size: int) -> np.ndarray:
+        self.model.eval()
+        with self.torch.inference_mode():
+            return np.concatenate(
+                [
+                    self.model(self.x_test[s : s + batch_size]).argmax(1).numpy()
+                    for s in range(0, len(self.x_test), batch_size)
+                ]
+            )
+
+    def call_one(self, i: int):
+        """Logits of one image: the module's call on a tensor, as Keras's ``model(x)``."""
+        self.model.eval()
+        with self.torch.inference_mode():
+            return self.model(self.x_test[i : i + 1])
+
+    def predict_one(self, i: int):
+        """A NumPy image in, its class out, as scratchcnn's ``predict``."""
+        self.model.eval()
+        with self.torch.inference_mode():
+            x = self.torch.from_numpy(self.x_test_np[i : i + 1])
+            return self.model(x).argmax(1).numpy()
+
+
 def make_system(args):
     if args.system == "keras":
         return KerasSystem(args)
+    if args.system == "torch":
+        return TorchSystem(args)
     return ScratchSystem(args, args.system)
 
 
@@ -209,7 +314,7 @@ def run(args, send) -> None:
     except ImportError as err:
         send({"event": "unavailable", "reason": f"{type(err).__name__}: {err}"})
         return
-    (x_train, y_train), (x_test, y_test) = mnist_data.load_mnist_float(args.data_dir)
+    (x_train, y_train), (x_test, y_test) = mnist_data.load_mnist_float(args.data_dir)  # no download
     if args.images:
         x_train, y_train = x_train[: args.images], y_train[: args.images]
     if args.test_images:
@@ -285,7 +390,7 @@ def run(args, send) -> None:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--system", required=True, choices=("numpy", "numba", "keras"))
+    p.add_argument("--system", required=True, choices=("numpy", "numba", "keras", "torch"))
     p.add_argument("--arch", default="keras-example")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.05)

@@ -1,4 +1,4 @@
-"""scratchcnn (NumPy and Numba kernels) against the Keras/TensorFlow reference on MNIST, one run.
+"""scratchcnn (NumPy and Numba kernels) against Keras/TensorFlow and PyTorch on MNIST, one run.
 
 Each system trains in its own process (``bench_worker.py``) so that its peak memory is its own;
 the epochs are interleaved — epoch 1 of every system, then epoch 2 of every system, the order
@@ -6,7 +6,16 @@ rotating each epoch — so that a busy machine slows all of them alike. Same net
 weights, same hyper-parameters (batch size, SGD learning rate and momentum); the data order and
 dropout masks differ. Reported per epoch: training seconds, images/s, training loss, test
 accuracy; then test-set inference images/s, single-image latency (median of ``--latency-calls``),
-peak memory, and the ratios scratchcnn / Keras.
+peak memory, and every system's ratios to Keras.
+
+Systems: ``numpy``, ``numba`` (scratchcnn's two kernel backends), ``keras`` (Keras 3 on
+TensorFlow, ``pip install -e ".[reference]"``) and ``torch`` (PyTorch on the CPU, optional: see
+``torch_reference.py`` for a CPU-only install). By default all four run, and one whose library is
+not installed is skipped with a note; a system named in ``--systems`` must run. A system that
+fails (or is missing though named) is one line on stderr and makes the exit code 1.
+
+MNIST is found as ``scratchcnn.data.load_mnist`` finds it (``--data-dir``, ``$SCRATCHCNN_DATA/mnist``,
+the user cache) and downloaded once, before the systems start, unless ``--no-download``.
 
     python benchmarks/compare.py                      # the full run: 60,000 images, 3 epochs
     python benchmarks/compare.py --quick              # a smoke run: 2,000 images, 1 epoch
@@ -30,11 +39,11 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]  # this checkout's scratchcnn, then our helpers
 
 import compare_report  # noqa: E402
-import mnist_data  # noqa: E402
 
+from scratchcnn.data.mnist import DatasetError, MissingDataError, locate  # noqa: E402
 from scratchcnn.nn.architectures import ARCHITECTURES  # noqa: E402
 
-SYSTEMS = ("numpy", "numba", "keras")
+SYSTEMS = ("numpy", "numba", "keras", "torch")
 REFERENCE = "keras"
 
 
@@ -50,7 +59,7 @@ def cpu_name() -> str:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description="Train scratchcnn and the Keras reference side by side on MNIST."
+        description="Train scratchcnn, Keras and PyTorch side by side on MNIST."
     )
     p.add_argument(
         "--arch",
@@ -66,8 +75,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--test-images", type=int, default=0, help="test images (default all 10,000)")
     p.add_argument(
         "--systems",
-        default=",".join(SYSTEMS),
-        help=f"comma-separated subset of {', '.join(SYSTEMS)} (default: all)",
+        default=None,
+        help=f"comma-separated subset of {', '.join(SYSTEMS)}, each of which must run (default: "
+        "all, skipping those not installed)",
     )
     p.add_argument("--latency-calls", type=int, default=None, help="default 500 (--quick: 100)")
     p.add_argument("--predict-calls", type=int, default=None, help="default 100 (--quick: 20)")
@@ -80,7 +90,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         "set_threads (default: all cores)",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-dir", default=None, help="folder of the MNIST IDX .gz files")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder of the MNIST IDX files (default: $SCRATCHCNN_DATA/mnist, else the cache)",
+    )
+    p.add_argument("--no-download", action="store_true", help="never download missing files")
     p.add_argument("--quick", action="store_true", help="smoke run: 2,000 images, 1 epoch")
     p.add_argument("--out", default="runs/compare", help="output folder (default runs/compare)")
     args = p.parse_args(argv)
@@ -90,14 +105,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.latency_calls = args.latency_calls or (100 if quick else 500)
     args.predict_calls = args.predict_calls or (20 if quick else 100)
     args.inference_repeats = 1 if quick else 3
-    args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    args.required = args.systems is not None  # named systems must run; the default skips
+    systems = args.systems if args.systems is not None else ",".join(SYSTEMS)
+    args.systems = [s.strip() for s in systems.split(",") if s.strip()]
     unknown = sorted(set(args.systems) - set(SYSTEMS))
     if unknown or not args.systems:
         p.error(f"--systems: unknown {', '.join(unknown) or '(none given)'}; choose from {SYSTEMS}")
     if min(args.epochs, args.batch_size, args.latency_calls, args.predict_calls) < 1:
         p.error("--epochs, --batch-size, --latency-calls and --predict-calls must be >= 1")
-    if args.data_dir is None and mnist_data.default_data_dir() is not None:
-        args.data_dir = str(mnist_data.default_data_dir())
     args.threads = args.threads or os.cpu_count() or 1
     return args
 
@@ -166,6 +181,26 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def find_data(args: argparse.Namespace) -> str:
+    """The folder holding MNIST, downloaded here (once, for every worker) unless --no-download."""
+    paths = locate("mnist", args.data_dir, download_missing=not args.no_download)
+    return str(paths["train_images"].parent)
+
+
+def failures(results: dict, required: bool) -> list[str]:
+    """One line per system that failed (or, when ``required``, did not run); a run in which no
+    system finished an epoch fails too."""
+    lines = []
+    for name, entry in results["systems"].items():
+        if "error" in entry:
+            lines.append(f"compare: {name} failed: {entry['error']}")
+        elif not entry.get("available") and required:
+            lines.append(f"compare: {name} did not run: {entry.get('note', 'unavailable')}")
+    if not any(e.get("epochs") for e in results["systems"].values()) and not lines:
+        lines.append("compare: no system ran (all were skipped)")
+    return lines
+
+
 def run(args: argparse.Namespace) -> dict:
     """Start the workers one at a time, interleave their epochs, and collect every message."""
     out = Path(args.out)
@@ -220,6 +255,11 @@ def run(args: argparse.Namespace) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = datetime.datetime.now(datetime.timezone.utc)
+    try:
+        args.data_dir = find_data(args)
+    except (MissingDataError, DatasetError) as err:
+        log(f"compare: error: {err}")
+        return 2
     results = run(args)
     results["meta"] = {
         "command": "python benchmarks/compare.py "
@@ -247,7 +287,9 @@ def main(argv=None) -> int:
     log(
         f"compare: wrote {out / 'results.json'}, {out / 'results.md'}" + (f", {png}" if png else "")
     )
-    failed = [s for s, e in results["systems"].items() if "error" in e]
+    failed = failures(results, args.required)
+    for line in failed:
+        log(line)
     return 1 if failed else 0
 
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-LABELS = {"numpy": "scratchcnn (numpy)", "numba": "scratchcnn (numba)", "keras": "Keras/TF"}
+LABELS = {
+    "numpy": "scratchcnn (numpy)",
+    "numba": "scratchcnn (numba)",
+    "keras": "Keras/TF",
+    "torch": "PyTorch",
+}
 
 
 def _steady_epoch_seconds(epochs: list[dict]) -> float:
@@ -82,7 +87,13 @@ def markdown(results: dict) -> str:
     ]
     for name in available:
         info = systems[name]["ready"]["info"]
-        if name == "keras":
+        if name == "torch":
+            lines.append(
+                f"PyTorch {info['torch']} (CPU{', a CUDA build' if info['cuda_build'] else ''}), "
+                f"{info['intra_op_threads']} intra-op and {info['inter_op_threads']} inter-op "
+                f"threads, oneDNN {'on' if info['mkldnn'] else 'off'}."
+            )
+        elif name == "keras":
             lines.append(
                 f"Keras {info['keras']} / TensorFlow {info['tensorflow']}, "
                 f"{info['tf_intra_op_threads']} intra-op and {info['tf_inter_op_threads']} inter-op "
@@ -134,7 +145,7 @@ def markdown(results: dict) -> str:
     if summary["ratios"]:
         lines += [
             "",
-            f"Ratios scratchcnn / {LABELS[summary['ratios_to']]} (below 1: scratchcnn is faster or smaller):",
+            f"Ratios to {LABELS[summary['ratios_to']]} (below 1: the system is faster or smaller):",
             "",
             "| system | epoch time | fastest epochs | inference time | latency, call "
             "| latency, predict | peak memory |",
@@ -166,8 +177,10 @@ def markdown(results: dict) -> str:
     lines.append(
         "- Inference images/s: predicting the test set in batches of "
         f"{next((systems[s]['inference']['batch_size'] for s in available if 'inference' in systems[s]), '?')}. "
-        "Latency: one image, median over the calls; 'call' is scratchcnn's `model.forward(x)` and "
-        "Keras's `model(x, training=False)` (logits), 'predict' is `model.predict(x)` in both."
+        "Latency: one image, median over the calls; 'call' is scratchcnn's `model.forward(x)`, "
+        "Keras's `model(x, training=False)` and PyTorch's `model(x)` under `torch.inference_mode()` "
+        "(logits), 'predict' is `model.predict(x)` in scratchcnn and Keras and, in PyTorch, a "
+        "NumPy image through the model to its class."
     )
     lines.append(
         "- Peak MB: the process's peak resident memory (VmHWM), data set included (60,000 "
@@ -191,6 +204,8 @@ def plot(results: dict, path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
+    if not any(entry.get("epochs") for entry in results["systems"].values()):
+        return None  # nothing to draw
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for name, entry in results["systems"].items():
         epochs = entry.get("epochs") or []

@@ -41,7 +41,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, os.environ.get("SCRATCHCNN_SRC", str(REPO_ROOT)))
 sys.path.insert(1, str(REPO_ROOT / "benchmarks"))  # our helpers
 
-import mnist_data  # noqa: E402
 from process_memory import peak_rss_mb  # noqa: E402
 
 BATCH = 128
@@ -52,13 +51,12 @@ def load_train(images: int, as_uint8: bool = False) -> tuple[np.ndarray, np.ndar
     """The first ``images`` MNIST training images as float32 (N, 1, 28, 28) in [0, 1] (or the raw
     uint8 (N, 28, 28) pixels), int64 labels, and where they came from (random pixels when the IDX
     files are absent: speed is the same)."""
-    from scratchcnn.data import MissingDataError, load_mnist, to_float_images
+    from scratchcnn.data import MissingDataError, data_location, load_mnist, to_float_images
 
-    data_dir = mnist_data.default_data_dir()
     try:
-        (pixels, labels), _ = load_mnist(data_dir, download=False, progress=False)
+        (pixels, labels), _ = load_mnist(download=False, progress=False)
         pixels, labels = pixels[:images], labels[:images]
-        source = str(data_dir or "scratchcnn.data.load_mnist")
+        source = str(data_location())
     except MissingDataError:
         rng = np.random.default_rng(0)
         pixels = rng.integers(0, 256, (images, 28, 28), dtype=np.uint8)
@@ -311,8 +309,6 @@ def child_cli(config: str, images: int) -> dict:
             "--train-size", str(images), "--val-size", "0.1", "--backend", backend, "--no-progress",
             "--output", str(Path(tmp) / "model.npz"), "--checkpoint", str(Path(tmp) / "ckpt.npz"),
         ]  # fmt: skip
-        if mnist_data.default_data_dir() is not None:
-            argv += ["--data-dir", str(mnist_data.default_data_dir()), "--no-download"]
         with open(os.devnull, "w") as quiet:
             stdout, sys.stdout = sys.stdout, quiet
             try:

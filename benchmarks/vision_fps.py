@@ -42,7 +42,7 @@ def parse_args(argv=None):
     p.add_argument(
         "--data-dir",
         type=Path,
-        help="MNIST folder (default ../shared/data/mnist when there, else $SCRATCHCNN_DATA, cache)",
+        help="folder of the MNIST test files (default $SCRATCHCNN_DATA/mnist, else the cache)",
     )
     p.add_argument("--backend", default="auto", help="kernels: numpy, numba or auto (default)")
     p.add_argument(
@@ -72,10 +72,7 @@ def run(args) -> dict:
     else:
         model, model_name = sc.build_model(args.arch, seed=0), f"untrained {args.arch}"
     reader = DigitReader(model, predict_threads=args.threads or None)
-    from mnist_data import default_data_dir
-
-    data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
-    renderer = FrameRenderer(*mnist_test_digits(data_dir))
+    renderer = FrameRenderer(*mnist_test_digits(args.data_dir))
     rng = np.random.default_rng(args.seed)
     frames = {n: [renderer.render(rng, n)[0] for _ in range(args.frames)] for n in args.digits}
     load_before = os.getloadavg()

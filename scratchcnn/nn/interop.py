@@ -1,4 +1,5 @@
-"""Copy weights between a scratchcnn :class:`~scratchcnn.nn.model.Sequential` and a Keras model.
+"""Copy weights between a scratchcnn :class:`~scratchcnn.nn.model.Sequential` and a Keras model
+(or a PyTorch one: :func:`to_torch_weights`, :func:`from_torch_weights`, at the end).
 
 Works on plain NumPy arrays — the list that a Keras model's ``get_weights()`` returns and
 ``set_weights()`` takes — so this module never imports Keras. The Keras model must have the same
@@ -133,5 +134,62 @@ def from_keras_weights(model: Sequential, weights: Sequence[np.ndarray]) -> Sequ
                 array = _dense_nhwc_to_nchw(array, chw)
         converted.append((layer.params[name], array))
     for param, array in converted:  # only once everything fitted; in place, keeping identities
+        param.data[...] = array
+    return model
+
+
+# -- PyTorch ------------------------------------------------------------------------------------
+# A torch.nn.Sequential of Conv2d / Linear (and weightless modules) in the same order lists its
+# parameters weight, bias, weight, bias, ... as ``model.parameters()`` yields them. PyTorch is NCHW
+# and flattens channel-major, as scratchcnn does: Conv2d weights are (F, C, KH, KW) on both sides
+# and only a Linear's weight differs, (units, D) in PyTorch against our (D, units).
+
+
+def _torch_specs(model: Sequential) -> list[tuple[int, Layer, str, tuple[int, ...]]]:
+    specs = []
+    for i, layer, name, _ in _keras_specs(model):  # same layers, same order
+        shape = layer.params[name].data.shape
+        if name == "weight" and isinstance(layer, Dense):
+            shape = shape[::-1]
+        specs.append((i, layer, name, shape))
+    return specs
+
+
+def to_torch_weights(model: Sequential) -> list[np.ndarray]:
+    """The model's parameters as the arrays of an equivalent ``torch.nn.Sequential``'s
+    ``parameters()``, in order: Conv2D weights (F, C, KH, KW) and biases as they are, Dense
+    weights transposed to PyTorch's (units, D). New C-contiguous copies in the model's dtype;
+    this module never imports torch."""
+    out = []
+    for _, layer, name, _ in _torch_specs(model):
+        data = layer.params[name].data
+        if name == "weight" and isinstance(layer, Dense):
+            data = data.T
+        out.append(np.ascontiguousarray(data).copy())
+    return out
+
+
+def from_torch_weights(model: Sequential, weights: Sequence[np.ndarray]) -> Sequential:
+    """Load arrays in :func:`to_torch_weights`'s order and layout (e.g.
+    ``[p.detach().numpy() for p in torch_model.parameters()]``) into ``model`` in place; return
+    it. A wrong count or shape raises ValueError naming the layer, leaving the model unchanged."""
+    specs = _torch_specs(model)
+    weights = [np.asarray(w) for w in weights]
+    if len(weights) != len(specs):
+        raise ValueError(
+            f"PyTorch weights do not match this model: expected {len(specs)} arrays, "
+            f"got {len(weights)}; build the PyTorch model with the same architecture"
+        )
+    converted = []
+    for k, ((i, layer, name, shape), array) in enumerate(zip(specs, weights, strict=True)):
+        if array.shape != shape:
+            raise ValueError(
+                f"PyTorch weight {k} does not fit layer {i} ({type(layer).__name__}) {name}: "
+                f"expected shape {shape}, got {array.shape}"
+            )
+        if name == "weight" and isinstance(layer, Dense):
+            array = array.T
+        converted.append((layer.params[name], array))
+    for param, array in converted:
         param.data[...] = array
     return model
