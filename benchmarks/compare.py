@@ -216,8 +216,7 @@ def run(args: argparse.Namespace) -> dict:
             entry["note"] = ready.get("reason", "unavailable")
             log(f"compare: skipping {system}: {entry['note']}")
         elif ready["event"] != "ready":
-            entry["error"] = ready.get("reason", str(ready))
-            log(f"compare: {system} failed to start: {entry['error']}")
+            entry["error"] = ready.get("reason", str(ready))  # said once, at the end
         if ready["event"] != "ready":
             worker.close()
             continue
@@ -231,8 +230,7 @@ def run(args: argparse.Namespace) -> dict:
                 continue
             reply = worker.ask("epoch")
             if reply["event"] != "epoch":
-                entry["error"] = reply.get("reason", str(reply))
-                log(f"compare: {worker.system} failed: {entry['error']}")
+                entry["error"] = reply.get("reason", str(reply))  # said once, at the end
                 continue
             entry["epochs"].append(reply)
             log(

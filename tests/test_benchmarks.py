@@ -13,18 +13,23 @@ sys.path.insert(0, str(BENCHMARKS))
 import compare_report  # noqa: E402
 
 
-def run_compare(tmp_path, mnist_dir, systems):
+def compare(tmp_path, mnist_dir, *flags):
     out = tmp_path / "results"
     cmd = [
         sys.executable,
         str(BENCHMARKS / "compare.py"),
         "--quick",
         "--test-images=2000",
-        f"--systems={systems}",
         f"--data-dir={mnist_dir}",
+        "--no-download",
         f"--out={out}",
+        *flags,
     ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600), out
+
+
+def run_compare(tmp_path, mnist_dir, systems):
+    done, out = compare(tmp_path, mnist_dir, f"--systems={systems}")
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads((out / "results.json").read_text())
     markdown = (out / "results.md").read_text()
@@ -82,7 +87,59 @@ def test_quick_compare_with_keras(tmp_path, mnist_dir):
     }
     assert all(r > 0 for r in ratios.values())
     assert results["systems"]["keras"]["ready"]["info"]["tf_intra_op_threads"] >= 1
-    assert "| Keras/TF | 1 |" in markdown and "Ratios scratchcnn / Keras/TF" in markdown
+    assert "| Keras/TF | 1 |" in markdown and "Ratios to Keras/TF" in markdown
+
+
+@pytest.mark.slow
+def test_quick_compare_with_pytorch(tmp_path, mnist_dir):
+    pytest.importorskip("torch", reason="PyTorch not installed (optional extra 'torch')")
+    results, markdown, _ = run_compare(tmp_path, mnist_dir, "numpy,torch")
+    check_system(results, "numpy")
+    check_system(results, "torch")
+    info = results["systems"]["torch"]["ready"]["info"]
+    assert info["torch"] and info["intra_op_threads"] >= 1
+    assert "| PyTorch | 1 |" in markdown and "PyTorch 2." in markdown
+
+
+def test_a_failing_system_fails_the_run_with_one_line(tmp_path, mnist_dir):
+    """numpy's worker dies in its first evaluation (a batch size of 0): exit 1, one line saying
+    so on stderr, and the report records the failure."""
+    done, out = compare(tmp_path, mnist_dir, "--systems=numpy", "--eval-batch-size=0")
+    assert done.returncode == 1
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("compare: numpy failed")]
+    assert "Error" in line
+    results = json.loads((out / "results.json").read_text())
+    assert "error" in results["systems"]["numpy"]
+    assert "scratchcnn (numpy) failed:" in (out / "results.md").read_text()
+    assert not (out / "accuracy_vs_time.png").exists()  # nothing to draw
+
+
+def test_failures_named_systems_must_run_and_the_default_skips():
+    sys.path.insert(0, str(BENCHMARKS))
+    import compare
+
+    ok = {"available": True, "epochs": [{"epoch": 1}]}
+    missing = {"available": False, "note": "ImportError: No module named 'torch'"}
+    assert compare.failures({"systems": {"numpy": ok, "torch": missing}}, required=False) == []
+    assert compare.failures({"systems": {"numpy": ok, "torch": missing}}, required=True) == [
+        "compare: torch did not run: ImportError: No module named 'torch'"
+    ]
+    assert compare.failures({"systems": {"torch": missing}}, required=False) == [
+        "compare: no system ran (all were skipped)"
+    ]
+    broken = {"available": True, "epochs": [], "error": "worker exited (1)"}
+    assert compare.failures({"systems": {"numpy": ok, "numba": broken}}, required=False) == [
+        "compare: numba failed: worker exited (1)"
+    ]
+
+
+def test_compare_without_data_is_one_line(tmp_path):
+    cmd = [sys.executable, str(BENCHMARKS / "compare.py"), "--quick", "--systems=numpy",
+           f"--data-dir={tmp_path}", "--no-download", f"--out={tmp_path / 'out'}"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("compare: error: mnist: missing train-images-idx3-ubyte.gz")
 
 
 def test_report_names_a_skipped_system():
