@@ -18,6 +18,7 @@ from scratchcnn.nn.losses import SoftmaxCrossEntropy, log_softmax, softmax
 from scratchcnn.nn.model import Sequential
 from scratchcnn.nn.optim import SGD, ConstantSchedule, CosineSchedule, StepSchedule
 from scratchcnn.nn.serialization import ModelFileError, load_model, save_model
+from scratchcnn.pretrained import load_bundled_model
 
 __version__ = "0.1.0"
 
@@ -42,6 +43,7 @@ __all__ = [
     "build_model",
     "export_onnx",
     "limit_threads",
+    "load_bundled_model",
     "load_mnist",
     "load_model",
     "log_softmax",

@@ -13,7 +13,8 @@ How each kind of block is run:
   the code block that prints it and how its text is compared with what that block printed.
 
 Every run has ``python`` = this interpreter, this checkout on ``PYTHONPATH``, ``SCRATCHCNN_DATA``
-= the MNIST folder (so nothing is downloaded) and no other ``SCRATCHCNN_*`` variable.
+= the folder whose ``mnist/`` holds MNIST (so nothing is downloaded) and no other ``SCRATCHCNN_*``
+variable.
 
 A block or command that needs a file it does not make first gets it from PROVIDED (a trained
 model, your own photos) — and the README must name that file in the block or in its section
@@ -154,6 +155,9 @@ COMMANDS: dict[str, Run | NotRun] = {
         "installs packages; .ci/run installs the project from a clean clone before this suite",
         extras_exist("test"),
     ),
+    "python -m scratchcnn.data download": Run(
+        prints=r"mnist: 4 files verified in .* \(0 downloaded, 4 already there\)"
+    ),
     "python -m pytest": NotRun("runs this very suite; .ci/run runs exactly it", ci_runs("python -m pytest")),
     "python -m scratchcnn": Run(prints=r"python -m scratchcnn\.train "),
     "python -m scratchcnn.train": Run(
@@ -184,6 +188,16 @@ COMMANDS: dict[str, Run | NotRun] = {
         "4 epochs of three systems take 10 minutes and Keras is an optional extra: one quick "
         "epoch of the numpy system on 500 images",
         makes=("benchmarks/results/compare/results.json",),
+    ),
+    "python -m scratchcnn.train --output scratchcnn/pretrained/scratchnet-mnist.npz": Run(
+        f"python -m scratchcnn.train --output scratchcnn/pretrained/scratchnet-mnist.npz {SHORT_TRAIN}",
+        f"{TRAIN_WHY}, into the block's own folder (tests/test_bundled_model.py checks the real "
+        "file's settings against the defaults)",
+        makes=("scratchcnn/pretrained/scratchnet-mnist.npz",),
+    ),
+    "pip install torch --index-url https://download.pytorch.org/whl/cpu": NotRun(
+        "installs PyTorch (a CPU build, a few hundred MB), optional and not installed by .ci/run",
+        extras_exist("torch"),
     ),
     "python benchmarks/kernels.py": Run(
         "python benchmarks/kernels.py --quick --backends numpy",
@@ -219,8 +233,8 @@ COMMANDS: dict[str, Run | NotRun] = {
     "python -m scratchcnn.predict sheet1.jpg --rotate auto --annotate annotated/": Run(
         needs=MODEL, makes=("annotated/sheet1.png",), prints='"file": "sheet1.jpg"'
     ),
-    "python -m scratchcnn.synthetic demo.avi --frames 100 --digits 6 --download": Run(
-        "python -m scratchcnn.synthetic demo.avi --frames 10 --digits 6 --download",
+    "python -m scratchcnn.synthetic demo.avi --frames 100 --digits 6": Run(
+        "python -m scratchcnn.synthetic demo.avi --frames 10 --digits 6",
         "100 frames take half a minute: 10", makes=("demo.avi", "demo.truth.json"),
     ),
     "python examples/webcam.py --video demo.avi --headless > demo.jsonl": Run(
@@ -474,7 +488,7 @@ class Runner:
             "PATH": f"{self.bin}{os.pathsep}{env.get('PATH', '')}",
             "PYTHONPATH": str(REPO_ROOT),
             "PYTHONUNBUFFERED": "1",
-            "SCRATCHCNN_DATA": str(mnist_dir),
+            "SCRATCHCNN_DATA": str(mnist_dir.parent),  # datasets live in its subfolders
         }
         self.runs: dict[int, BlockRun] = {}
 
