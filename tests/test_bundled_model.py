@@ -80,7 +80,7 @@ def test_a_built_wheel_carries_the_bundled_model(tmp_path):
         ignore=shutil.ignore_patterns("__pycache__"),
     )
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
          "-w", str(tmp_path / "dist"), str(source)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip

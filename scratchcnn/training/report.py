@@ -91,7 +91,7 @@ def save_plots(directory, history, x_test, y_test, y_pred, class_names=None) -> 
     ax.imshow(np.log1p(matrix), cmap="Blues")
     for (i, j), v in np.ndenumerate(matrix):
         ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
-                color="white" if i == j else "black")  # fmt: skip
+                color="white" if v > matrix.max() / 2 else "black")  # fmt: skip
     ax.set(xticks=labels, yticks=labels, xlabel="predicted", ylabel="true",
            title="Confusion matrix (test set)")  # fmt: skip
     ax.set_xticklabels(names, rotation=45 if wide else 0, ha="right" if wide else "center")
