@@ -325,12 +325,13 @@ def locate(
     info = DATASETS[dataset]
     roles = [role for role in ROLES if any(role in SPLITS[s] for s in splits)]
     folder = data_location(data_dir, dataset)
-    if folder.exists() and not folder.is_dir():
-        source = (
-            "data_dir / --data-dir" if data_dir is not None
-            else "$SCRATCHCNN_DATA" if os.environ.get("SCRATCHCNN_DATA") else "the cache"
-        )  # fmt: skip
-        raise DatasetError(f"{folder} (from {source}) is a file, not the folder of the data")
+    for path in (folder,) if data_dir is not None else (folder, folder.parent):  # + the root
+        if path.exists() and not path.is_dir():
+            source = (
+                "data_dir / --data-dir" if data_dir is not None
+                else "$SCRATCHCNN_DATA" if os.environ.get("SCRATCHCNN_DATA") else "the cache"
+            )  # fmt: skip
+            raise DatasetError(f"{path} (from {source}) is a file, not the folder of the data")
     mirrors = list(info.mirrors if mirrors is None else mirrors)
     found = {role: _existing(folder, info.files[role].name) for role in roles}
     missing = [info.files[role].name for role in roles if found[role] is None]
