@@ -26,12 +26,11 @@ subclass) raises :class:`ExportError` naming it.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from scratchcnn.files import atomic_write
 from scratchcnn.nn.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
 from scratchcnn.nn.model import Sequential
 
@@ -135,24 +134,10 @@ def to_onnx(model: Sequential, name: str = "scratchcnn"):
 
 
 def export_onnx(model: Sequential, path) -> Path:
-    """Write ``model`` as an ONNX file at ``path`` (atomically: a temporary file renamed into
-    place); return the path. Float32 input (batch, C, H, W) -> logits (batch, classes)."""
+    """Write ``model`` as an ONNX file at ``path`` (atomically, as every scratchcnn file:
+    :func:`scratchcnn.files.atomic_write`); return the path. Float32 input (batch, C, H, W) ->
+    logits (batch, classes)."""
     path = Path(path)
     data = to_onnx(model, name=path.stem or "scratchcnn").SerializeToString()
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as err:
-        raise OSError(f"{path}: cannot write here ({err.strerror or err})") from err
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)  # as open() would create it (mkstemp's is 0600)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda stream: stream.write(data))
     return path
