@@ -147,3 +147,23 @@ def test_evaluate_needs_only_the_test_files(tmp_path, mnist_files):
     (line,) = missing.stderr.strip().splitlines()
     assert "missing t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz in" in line
     assert "train-images" not in line and "--no-download" in line
+
+
+@pytest.mark.slow
+def test_a_resumed_run_keeps_its_dataset_and_data(tmp_path, rng):
+    """--dataset, --data-dir and --no-verify are the run's: --resume CKPT alone continues on
+    the same files, read as the same dataset (its class names in the report)."""
+    own = write_own_dataset(tmp_path / "own", rng)
+    ckpt = tmp_path / "run.ckpt.npz"
+    first = run(["scratchcnn.train", "--dataset", "fashion-mnist", "--data-dir", own,
+                 "--no-verify", "--no-download", "--arch", "lenet5", "--epochs", "1",
+                 "--val-size", "50", "--batch-size", "16", "--warmup-epochs", "0",
+                 "--no-augment", "--no-progress", "--output", tmp_path / "own.npz",
+                 "--checkpoint", ckpt, "--keep-checkpoint"])  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    resumed = run(["scratchcnn.train", "--resume", ckpt, "--epochs", "2", "--no-progress"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "extending the run" in resumed.stdout and "epoch 2/2" in resumed.stdout
+    assert "T-shirt/top" in resumed.stdout  # read as fashion-mnist again
+    record = sc.load_model(tmp_path / "own.npz").metadata["training"]
+    assert record["dataset"] == "fashion-mnist"
