@@ -1,4 +1,4 @@
-"""The MNIST test report of a saved model: accuracy, precision, recall, confusions.
+"""The test report of a saved model on MNIST or its own dataset: accuracy, precision, recall, confusions.
 
 ``python -m scratchcnn.evaluate MODEL``: the command lives in :mod:`scratchcnn.training.evaluate`.
 """

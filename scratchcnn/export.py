@@ -1,4 +1,6 @@
-"""``python -m scratchcnn.export MODEL.npz MODEL.onnx``: a saved model as an ONNX file.
+"""Export a saved model as ONNX, for OpenCV's DNN module and onnxruntime.
+
+``python -m scratchcnn.export MODEL.npz MODEL.onnx`` writes it.
 
 The exported file runs in OpenCV's DNN module (``cv2.dnn.readNetFromONNX``) and in onnxruntime with
 the same logits (see :mod:`scratchcnn.nn.export`); ``examples/webcam.py --model MODEL.onnx`` reads
@@ -19,7 +21,7 @@ PROG = "python -m scratchcnn.export"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0].replace("``", ""))
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument(
         "model", type=Path, help="a model saved by scratchcnn (e.g. models/scratchcnn.npz)"
     )

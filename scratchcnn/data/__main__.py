@@ -1,5 +1,7 @@
-"""``python -m scratchcnn.data download [--dataset NAME]``: fetch a dataset's four IDX files into
-the user cache (or ``$SCRATCHCNN_DATA/NAME``, or ``--data-dir``), with a progress bar, verified.
+"""Download a dataset's four IDX files into your cache, verified, with a progress bar.
+
+``python -m scratchcnn.data download [--dataset NAME]`` fetches them into the user cache (or
+``$SCRATCHCNN_DATA/NAME``, or ``--data-dir``).
 
 Files already there are verified and kept. Afterwards every command and the test suite find them
 without being told where: ``python -m scratchcnn.data download`` is what makes the whole test
@@ -18,7 +20,7 @@ PROG = "python -m scratchcnn.data"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0].replace("``", ""))
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     d = commands.add_parser("download", help="download and verify a dataset's files")
     d.add_argument(
