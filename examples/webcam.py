@@ -83,18 +83,35 @@ def open_source(args):
 
 
 def screen_size() -> tuple[int, int]:
-    """The screen's (width, height) in pixels, asked of Tk when it is installed and there is a
-    display; (1280, 800) otherwise."""
-    try:
-        import tkinter
+    """The screen's (width, height) in pixels: asked of X11 (Linux, BSD) or of Windows, through
+    ctypes; (1280, 800) when neither answers. (Not through Tk: a Tk root opened and closed before
+    the window sometimes kept OpenCV's window off an Xvfb screen.)"""
+    import ctypes
+    import ctypes.util
 
-        root = tkinter.Tk()
-        root.withdraw()
-        size = root.winfo_screenwidth(), root.winfo_screenheight()
-        root.destroy()
+    try:
+        if sys.platform == "win32":
+            metrics = ctypes.windll.user32.GetSystemMetrics
+            size = metrics(0), metrics(1)
+        else:
+            xlib = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
+            xlib.XOpenDisplay.restype = ctypes.c_void_p
+            xlib.XOpenDisplay.argtypes = [ctypes.c_char_p]
+            xlib.XDefaultScreen.argtypes = [ctypes.c_void_p]
+            xlib.XDisplayWidth.argtypes = xlib.XDisplayHeight.argtypes = [
+                ctypes.c_void_p,
+                ctypes.c_int,
+            ]
+            xlib.XCloseDisplay.argtypes = [ctypes.c_void_p]
+            display = xlib.XOpenDisplay(None)
+            if not display:
+                return 1280, 800
+            screen = xlib.XDefaultScreen(display)
+            size = xlib.XDisplayWidth(display, screen), xlib.XDisplayHeight(display, screen)
+            xlib.XCloseDisplay(display)
         if size[0] >= 320 and size[1] >= 240:
             return size
-    except Exception:  # noqa: BLE001 - no Tk, no display: any failure means "unknown"
+    except (OSError, AttributeError):  # no such library or function: the size is unknown
         pass
     return 1280, 800
 

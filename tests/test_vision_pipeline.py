@@ -319,3 +319,11 @@ def test_window_keys(tmp_path, capsys):
     assert len(list((tmp_path / "shots").glob("snapshot-*.png"))) == 2
     assert "saved" in capsys.readouterr().out
     assert keys.press(ord("q"), image) and keys.press(27, image)
+
+
+def test_the_window_is_fitted_to_the_screen_it_opens_on(xvfb_display):
+    """The webcam example asks the X server for the screen's size (Xvfb's is 1024x768)."""
+    code = "import runpy, sys; print(*runpy.run_path(sys.argv[1])['screen_size']())"
+    result = run_python(["-c", code, WEBCAM], env={"DISPLAY": xvfb_display})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1024", "768"]
