@@ -7,6 +7,7 @@ typing error at predict time."""
 import gzip
 import io
 import json
+import os
 import tempfile
 import tracemalloc
 import zipfile
@@ -22,8 +23,11 @@ from scratchcnn.nn.serialization import ModelFileError
 from scratchcnn.training.trainer import CheckpointError, TrainConfig, Trainer
 
 MB = 1 << 20
+# The same examples on every run, so CI cannot turn red by luck; SCRATCHCNN_FUZZ_EXAMPLES=5000
+# SCRATCHCNN_FUZZ_RANDOM=1 runs a longer, fresh campaign by hand.
 FUZZ = settings(
-    max_examples=120,
+    max_examples=int(os.environ.get("SCRATCHCNN_FUZZ_EXAMPLES", "120")),
+    derandomize=not os.environ.get("SCRATCHCNN_FUZZ_RANDOM"),
     deadline=10_000,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -130,7 +134,9 @@ class Mutated(bytes):
 
 @st.composite
 def mutated_archive(draw, original: bytes):
-    kind = draw(st.sampled_from(["truncate", "flip", "json", "npy_header", "inflate"]))
+    kind = draw(
+        st.sampled_from(["truncate", "flip", "zip_record", "json", "npy_header", "inflate"])
+    )
     return Mutated(draw(_mutation(original, kind)), kind)
 
 
@@ -143,6 +149,8 @@ def _mutation(draw, original: bytes, kind: str):
         for _ in range(draw(st.integers(1, 8))):
             blob[draw(st.integers(0, len(blob) - 1))] ^= draw(st.integers(1, 255))
         return bytes(blob)
+    if kind == "zip_record":
+        return _zip_record_mutation(draw, original)
     entries = read_members(original)
     if kind == "json":
         meta = json.loads(str(np.load(io.BytesIO(entries["__meta__.npy"]))))
@@ -162,6 +170,29 @@ def _mutation(draw, original: bytes, kind: str):
     shape = draw(st.sampled_from([(mb * MB // 4,), (3, 1, 3, 3), (10,)]))
     entries[name] = npy_header(shape, "<f4", False)
     return write_members(entries, deflate=name, mb=mb)
+
+
+# The fixed part of each zip record (signature, length): the fields a zip reader trusts.
+ZIP_RECORDS = {b"PK\x03\x04": 30, b"PK\x01\x02": 46, b"PK\x05\x06": 22, b"PK\x06\x06": 56}
+
+
+def _zip_record_mutation(draw, original: bytes) -> bytes:
+    """Rewrite one to three fields of the archive's own records: versions, flags, compression
+    methods, sizes, offsets, counts. Random flips rarely land there."""
+    starts = [
+        (start, length)
+        for signature, length in ZIP_RECORDS.items()
+        for start in range(len(original))
+        if original.startswith(signature, start)
+    ]
+    blob = bytearray(original)
+    for _ in range(draw(st.integers(1, 3))):
+        start, length = draw(st.sampled_from(starts))
+        at = start + draw(st.integers(4, length - 2))
+        width = draw(st.sampled_from([1, 2, 4]))
+        value = draw(st.integers(0, 256**width - 1) | st.sampled_from([0, 1, 0x20, 0x40, 2**31]))
+        blob[at : at + width] = (value % 256**width).to_bytes(width, "little")[: len(blob) - at]
+    return bytes(blob)
 
 
 def traced(call):

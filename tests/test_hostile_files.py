@@ -259,6 +259,42 @@ def test_malformed_members(model_file, name, data, message):
     assert message in str(info.value)
 
 
+def patch_zip_records(path, signature, offset, value):
+    """Overwrite a 2-byte little-endian field at ``offset`` in every zip record that starts with
+    ``signature`` (b"PK\\x01\\x02" central directory, b"PK\\x03\\x04" local header)."""
+    data = bytearray(path.read_bytes())
+    start = data.find(signature)
+    assert start >= 0
+    while start >= 0:
+        data[start + offset : start + offset + 2] = struct.pack("<H", value)
+        start = data.find(signature, start + 4)
+    path.write_bytes(bytes(data))
+
+
+CENTRAL, LOCAL = b"PK\x01\x02", b"PK\x03\x04"
+
+
+@pytest.mark.parametrize(
+    ("signature", "offset", "value", "message"),
+    [
+        (CENTRAL, 6, 109, "zip file version 10.9"),  # needs a newer zip reader: NotImplementedError
+        (CENTRAL, 8, 0x1, "encrypted"),  # asks for a password: RuntimeError
+        (CENTRAL, 8, 0x40, "encrypted"),  # strong encryption: NotImplementedError
+        (CENTRAL, 8, 0x20, "patched data"),  # compressed patched data: NotImplementedError
+        (LOCAL, 4, 109, None),  # the local header's version is not read: the file loads
+        (CENTRAL, 10, 99, "unsupported compression"),  # AES: NotImplementedError in open
+    ],
+)
+def test_zip_features_a_model_file_never_uses(model_file, signature, offset, value, message):
+    patch_zip_records(model_file, signature, offset, value)
+    if message is None:
+        assert sc.load_model(model_file).count_params() == small_model().count_params()
+        return
+    with pytest.raises(ModelFileError, match="m.npz: ") as info:
+        sc.load_model(model_file)
+    assert message in str(info.value)
+
+
 def test_short_payload_is_not_called_a_pickle(model_file):
     entries = members(model_file)
     entries["layers.0.weight.npy"] = entries["layers.0.weight.npy"][:-8]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -33,6 +34,7 @@ MODEL_FORMAT = "scratchcnn-model"
 FORMAT_VERSION = 1
 _META_KEY = "__meta__"
 _ZIP_MAGIC = b"PK\x03\x04"
+_ZIP_ENCRYPTED, _ZIP_STRONG_ENCRYPTION = 0x1, 0x40  # general-purpose flag bits of a zip entry
 
 # Limits on what a file may declare, checked before anything of that size is allocated.
 MAX_ARCHIVE_BYTES = 1 << 30  # all arrays of one archive together, uncompressed
@@ -132,6 +134,8 @@ def _archive_headers(path, zf: zipfile.ZipFile) -> dict[str, tuple[zipfile.ZipIn
         key = info.filename[: -len(".npy")]
         if key in members:
             raise _fail(path, f"archive holds {info.filename!r} twice")
+        if info.flag_bits & (_ZIP_ENCRYPTED | _ZIP_STRONG_ENCRYPTION):
+            raise _fail(path, f"array {key!r} is encrypted (scratchcnn never encrypts a file)")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise _fail(
                 path, f"array {key!r} uses an unsupported compression (method {info.compress_type})"
@@ -222,8 +226,11 @@ def _read_archive(path, expected_format: str, check, read_arrays: bool):
         OSError,
         zlib.error,
         ValueError,
+        struct.error,
     ) as err:
         raise _fail(path, f"truncated or corrupt archive ({err})") from err
+    except (NotImplementedError, RuntimeError) as err:  # zipfile's words for features it lacks
+        raise _fail(path, f"uses a zip feature scratchcnn never writes ({err})") from err
     return arrays, meta
 
 
