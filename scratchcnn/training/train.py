@@ -419,8 +419,9 @@ def _say(text: str) -> None:
         pass
 
 
-def train(args) -> int:
-    backend = set_backend(args.backend)
+def resolve_run(args) -> tuple[argparse.Namespace, Path]:
+    """The run's flags and checkpoint path, every flag checked before anything is loaded. With
+    ``--resume``, the checkpoint's configuration is authoritative (:func:`resume_args`)."""
     checkpoint = args.checkpoint or args.output.with_name(
         args.output.name.removesuffix(".npz") + ".ckpt.npz"
     )
@@ -433,7 +434,7 @@ def train(args) -> int:
     if args.resume:
         meta = Trainer.read_checkpoint_meta(checkpoint)
         args = resume_args(args, checkpoint, meta)
-    check_number_flags(args)  # before loading anything
+    check_number_flags(args)
     check_outputs(args, checkpoint)
     if args.report_dir:
         import importlib
@@ -444,75 +445,86 @@ def train(args) -> int:
             raise CLIError(
                 '--report-dir needs matplotlib: pip install "scratchcnn[plots]"'
             ) from err
+    return args, checkpoint
 
-    # The training set stays uint8 (a quarter of float32's memory); the Trainer converts each batch.
+
+def load_data(args):
+    """``(x_train, y_train, x_val, y_val, x_test, y_test)``: the training images stay uint8
+    (N, 28, 28), a quarter of float32's memory (the Trainer converts each batch); validation and
+    test images become float32 (N, 1, 28, 28) in [0, 1]. ``x_val``/``y_val`` are None with
+    ``--val-size 0``."""
     (x_all, y_all), (x_test, y_test) = load_mnist(**data_kwargs(args))
     x_train, y_train, x_val, y_val = split_data(args, x_all, y_all)
     del x_all, y_all  # split_data copied what it kept
     check_shapes(x_train, x_test)
-    x_test = to_float_images(x_test)
-    if x_val is not None:
-        x_val = to_float_images(x_val)
+    x_val = to_float_images(x_val) if x_val is not None else None
+    return x_train, y_train, x_val, y_val, to_float_images(x_test), y_test
 
-    if args.resume:
-        trainer = Trainer.from_checkpoint(
-            checkpoint, x_train, y_train, x_val, y_val, epochs=args.epochs
+
+def make_trainer(args, checkpoint: Path, x_train, y_train, x_val, y_val) -> Trainer:
+    """A new run from the flags, or the run in ``checkpoint`` where it stopped."""
+    if not args.resume:
+        return Trainer(config_from_args(args), x_train, y_train, x_val, y_val)
+    trainer = Trainer.from_checkpoint(
+        checkpoint, x_train, y_train, x_val, y_val, epochs=args.epochs
+    )
+    if trainer.finished:
+        print(
+            f"the run in {checkpoint} already finished its {trainer.config.epochs} epochs "
+            "(add --epochs N to train longer); reporting on its best model"
         )
-        if trainer.finished:
-            print(
-                f"the run in {checkpoint} already finished its {trainer.config.epochs} epochs "
-                "(add --epochs N to train longer); reporting on its best model"
-            )
-        else:
-            print(f"resuming {checkpoint}: epoch {trainer.epoch + 1}, batch {trainer.position}")
     else:
-        trainer = Trainer(config_from_args(args), x_train, y_train, x_val, y_val)
-    config = trainer.config
-    extra = {"run": run_config(args) | {"checkpoint": _saved_value("checkpoint", checkpoint)}}
-    continue_with = f"{PROG} --resume {shlex.quote(os.path.abspath(checkpoint))}"
-    val_text = f"{len(x_val)} validation" if x_val is not None else "no validation"
-    print(
-        f"training {config.arch} ({trainer.model.count_params():,} parameters) on {len(x_train)} "
-        f"images, {val_text}, {len(x_test)} test; backend {backend}; {config.epochs} epochs of "
-        f"{trainer.steps_per_epoch} batches"
+        print(f"resuming {checkpoint}: epoch {trainer.epoch + 1}, batch {trainer.position}")
+    return trainer
+
+
+def progress_bar(trainer: Trainer, disable: bool):
+    """A tqdm bar over the current epoch's batches and the ``on_batch`` callback that moves it."""
+    bar = tqdm(
+        total=trainer.steps_per_epoch,
+        initial=trainer.position,
+        desc=f"epoch {trainer.epoch + 1}/{trainer.config.epochs}",
+        unit="batch",
+        leave=False,
+        disable=disable,
+        dynamic_ncols=True,
     )
 
+    def on_batch(stats):
+        bar.update(1)
+        bar.set_postfix(
+            loss=f"{stats.loss:.4f}",
+            acc=f"{stats.accuracy:.2%}",
+            img_s=f"{stats.batch_images / max(stats.batch_seconds, 1e-9):.0f}",
+            refresh=False,
+        )
+
+    return bar, on_batch
+
+
+def train_epochs(trainer: Trainer, args, checkpoint: Path, extra: dict) -> bool:
+    """Train until the run is finished, saving the best model (``--output``) and the checkpoint
+    after every epoch. Returns False when SIGINT/SIGTERM stopped it (checkpoint saved, said on
+    stderr); a diverging run is saved too and raised as a CLIError."""
+    config = trainer.config
+    continue_with = f"{PROG} --resume {shlex.quote(os.path.abspath(checkpoint))}"
     # A diverging run overflows before the trainer stops it: say so once, in its own words.
     warnings.filterwarnings("ignore", r"(overflow|invalid value) encountered", RuntimeWarning)
-    started = time.perf_counter()
     with StopFlag() as stop:
         while not trainer.finished:
             epoch_no = trainer.epoch + 1
-            bar = tqdm(
-                total=trainer.steps_per_epoch,
-                initial=trainer.position,
-                desc=f"epoch {epoch_no}/{config.epochs}",
-                unit="batch",
-                leave=False,
-                disable=args.no_progress,
-                dynamic_ncols=True,
-            )
-
-            def on_batch(stats, bar=bar):
-                bar.update(1)
-                bar.set_postfix(
-                    loss=f"{stats.loss:.4f}",
-                    acc=f"{stats.accuracy:.2%}",
-                    img_s=f"{stats.batch_images / max(stats.batch_seconds, 1e-9):.0f}",
-                    refresh=False,
-                )
-
+            bar, on_batch = progress_bar(trainer, args.no_progress)
             try:
                 result = trainer.run_epoch(on_batch, stop)
             except TrainingDiverged as err:
-                bar.close()
                 trainer.save_checkpoint(checkpoint, extra)
                 kept = f"; the best model so far stays in {args.output}" if trainer.history else ""
                 raise CLIError(
                     f"{err}; a checkpoint of the last finite state is in {checkpoint}{kept} "
                     "(resuming repeats the run: start a new one with a lower --lr)"
                 ) from err
-            bar.close()
+            finally:
+                bar.close()
             if result is None:
                 trainer.save_checkpoint(checkpoint, extra)
                 name = signal.Signals(stop.signal).name
@@ -521,47 +533,57 @@ def train(args) -> int:
                     f"checkpoint saved to {checkpoint}; continue with: {continue_with}",
                     file=sys.stderr,
                 )
-                return EXIT_INTERRUPTED
+                return False
             best = trainer.is_best(result)
             if best:
                 record = {"epoch": result.epoch, "training": training_record(config, args)}
                 save_model(trainer.model, args.output, extra=record)
             trainer.save_checkpoint(checkpoint, extra)
-            val = f"{result.val_accuracy:.2%}" if result.val_accuracy is not None else "n/a"
-            print(
-                f"epoch {result.epoch}/{config.epochs}  train loss {result.train_loss:.4f}  "
-                f"train acc {result.train_accuracy:.2%}  val acc {val}  lr {result.lr:.4g}  "
-                f"{result.seconds:.1f} s" + (f"  -> saved {args.output}" if best else ""),
-                flush=True,
-            )
-            if at_chance(result):
-                print(
-                    f"warning: epoch {result.epoch} learned nothing (train loss "
-                    f"{result.train_loss:.3f}, accuracy {result.train_accuracy:.1%}, as by "
-                    f"guessing): the learning rate --lr {config.lr:g} is likely too high (or far "
-                    "too low), or the inputs are not scaled to [0, 1]",
-                    file=sys.stderr,
-                )
+            report_epoch(result, config, args.output if best else None)
             if stop():  # a signal during validation or saving: everything is already saved
                 print(
                     f"{signal.Signals(stop.signal).name}: stopped after epoch {result.epoch}; "
                     f"checkpoint saved to {checkpoint}; continue with: {continue_with}",
                     file=sys.stderr,
                 )
-                return EXIT_INTERRUPTED
+                return False
+    return True
 
+
+def report_epoch(result, config: TrainConfig, saved: Path | None) -> None:
+    """One line per epoch on stdout, and a warning on stderr when it learned nothing."""
+    val = f"{result.val_accuracy:.2%}" if result.val_accuracy is not None else "n/a"
+    print(
+        f"epoch {result.epoch}/{config.epochs}  train loss {result.train_loss:.4f}  "
+        f"train acc {result.train_accuracy:.2%}  val acc {val}  lr {result.lr:.4g}  "
+        f"{result.seconds:.1f} s" + (f"  -> saved {saved}" if saved else ""),
+        flush=True,
+    )
+    if at_chance(result):
+        print(
+            f"warning: epoch {result.epoch} learned nothing (train loss "
+            f"{result.train_loss:.3f}, accuracy {result.train_accuracy:.1%}, as by "
+            f"guessing): the learning rate --lr {config.lr:g} is likely too high (or far "
+            "too low), or the inputs are not scaled to [0, 1]",
+            file=sys.stderr,
+        )
+
+
+def report_test(trainer: Trainer, args, backend: str, x_test, y_test, wall_seconds: float):
+    """The best model's test report on stdout, and ``--metrics-json``/``--report-dir`` files."""
     from scratchcnn.nn.serialization import load_model
 
-    best_model = load_model(args.output)
-    y_pred = best_model.predict(x_test)
+    config = trainer.config
+    y_pred = load_model(args.output).predict(x_test)
     class_names = DATASETS[config.dataset].class_names
+    train_seconds = sum(r.seconds for r in trainer.history)
     print(format_report(y_test, y_pred, class_names))
-    print(f"training time {sum(r.seconds for r in trainer.history):.1f} s "
-          f"(wall {time.perf_counter() - started:.1f} s this session); model saved to {args.output}")  # fmt: skip
+    print(f"training time {train_seconds:.1f} s (wall {wall_seconds:.1f} s this session); "
+          f"model saved to {args.output}")  # fmt: skip
     metrics = {
         **test_report(y_test, y_pred, class_names),
         "epochs": [asdict(r) for r in trainer.history],
-        "train_seconds": sum(r.seconds for r in trainer.history),
+        "train_seconds": train_seconds,
         "backend": backend,
         "config": asdict(config),
         "model": str(args.output),
@@ -572,6 +594,26 @@ def train(args) -> int:
         plots = save_plots(args.report_dir, metrics["epochs"], x_test, y_test, y_pred, class_names)
         for path in plots:
             print(f"wrote {path}")
+
+
+def train(args) -> int:
+    """The whole command: check the flags, load the data, train (or resume) epoch by epoch,
+    report on the test set. Returns the exit code."""
+    backend = set_backend(args.backend)
+    args, checkpoint = resolve_run(args)
+    x_train, y_train, x_val, y_val, x_test, y_test = load_data(args)
+    trainer = make_trainer(args, checkpoint, x_train, y_train, x_val, y_val)
+    val_text = f"{len(x_val)} validation" if x_val is not None else "no validation"
+    print(
+        f"training {trainer.config.arch} ({trainer.model.count_params():,} parameters) on "
+        f"{len(x_train)} images, {val_text}, {len(x_test)} test; backend {backend}; "
+        f"{trainer.config.epochs} epochs of {trainer.steps_per_epoch} batches"
+    )
+    extra = {"run": run_config(args) | {"checkpoint": _saved_value("checkpoint", checkpoint)}}
+    started = time.perf_counter()
+    if not train_epochs(trainer, args, checkpoint, extra):
+        return EXIT_INTERRUPTED
+    report_test(trainer, args, backend, x_test, y_test, time.perf_counter() - started)
     if args.keep_checkpoint:
         print(f"checkpoint kept in {checkpoint} (--resume it with a larger --epochs to extend)")
     else:
