@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from scratchcnn.data.fonts import find_handwriting_fonts, render_font_digits
-from scratchcnn.reader.vision import MNIST_CENTER, center_of_mass
+from scratchcnn.reader.normalize import MNIST_CENTER, center_of_mass
 
 ANY_FONT = [
     p

@@ -17,6 +17,8 @@ import pytest
 from conftest import REPO_ROOT, run_python
 
 from scratchcnn.reader.annotate import LabelPlacer, debug_view, draw_detections
+from scratchcnn.reader.ink import to_gray
+from scratchcnn.reader.results import Detection, text_of
 from scratchcnn.reader.sources import SourceError, camera_problem, image_size, read_image
 from scratchcnn.reader.synthetic import (
     RenderConfig,
@@ -25,7 +27,7 @@ from scratchcnn.reader.synthetic import (
     iou,
     truth_path_for,
 )
-from scratchcnn.reader.vision import Detection, DigitReader, ReaderConfig, text_of, to_gray
+from scratchcnn.reader.vision import DigitReader, ReaderConfig
 
 WEBCAM = REPO_ROOT / "examples" / "webcam.py"
 

@@ -8,17 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scratchcnn.reader.annotate import crop_strip, debug_view, draw_detections, window_problem
+from scratchcnn.reader.boxes import merge_pieces, reading_order
+from scratchcnn.reader.ink import to_gray
+from scratchcnn.reader.normalize import MNIST_CENTER, center_of_mass, deskew, normalize_digit
 from scratchcnn.reader.sources import SourceError, open_camera, open_image, open_video, read_image
-from scratchcnn.reader.vision import (
-    MNIST_CENTER,
-    DigitReader,
-    center_of_mass,
-    deskew,
-    merge_pieces,
-    normalize_digit,
-    reading_order,
-    to_gray,
-)
+from scratchcnn.reader.vision import DigitReader
 
 
 class FakeModel:

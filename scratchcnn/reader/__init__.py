@@ -2,6 +2,7 @@
 network -> detections in reading order, plus frame sources, annotation, a renderer of synthetic
 sheets, and the ``python -m scratchcnn.predict`` command."""
 
-from scratchcnn.reader.vision import Detection, DigitReader, FrameResult, ReaderConfig
+from scratchcnn.reader.results import Detection, FrameResult
+from scratchcnn.reader.vision import DigitReader, ReaderConfig
 
 __all__ = ["Detection", "DigitReader", "FrameResult", "ReaderConfig"]

@@ -9,7 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from scratchcnn.reader.vision import Detection, FrameResult, to_gray
+from scratchcnn.reader.ink import to_gray
+from scratchcnn.reader.results import Detection, FrameResult
 
 BOX_COLOR = (0, 255, 0)  # BGR: pure green, which paper under real light never is
 LOW_COLOR = (0, 165, 255)  # orange: a detection below the "sure" confidence

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from scratchcnn.reader.vision import quarter_turn_points
+from scratchcnn.reader.boxes import quarter_turn_points
 
 Box = tuple[int, int, int, int]
 

@@ -1,8 +1,11 @@
 """Frame -> digit crops normalized the way MNIST was made -> one batched prediction -> detections.
 
 No windows and no camera here: :class:`DigitReader` takes one image (a camera frame, a video frame
-or a photo; BGR or grayscale uint8, any size) and returns what it read, plus the intermediate
-images a debug view shows. The steps:
+or a photo; BGR or grayscale uint8, any size) and returns what it read
+(:mod:`scratchcnn.reader.results`), plus the intermediate images a debug view shows. This module
+holds the reader and its decisions; the image operations of steps 1-2 are in
+:mod:`~scratchcnn.reader.ink`, step 3's box geometry in :mod:`~scratchcnn.reader.boxes`, step 4 in
+:mod:`~scratchcnn.reader.normalize`. The steps:
 
 1. **Grayscale**, then **background normalization**: the paper's brightness is estimated by a
    grayscale closing (which erases dark strokes narrower than its kernel) on a small copy of the
@@ -48,13 +51,18 @@ import cv2
 import numpy as np
 
 from scratchcnn.nn.kernels import limit_threads
-
-MNIST_SIZE = 28  # side of the network's input
-MNIST_BOX = 20  # MNIST digits were fitted into 20x20 and centered by mass in 28x28
-MNIST_CENTER = (MNIST_SIZE - 1) / 2.0  # 13.5: the center of a 28-pixel axis in pixel coordinates
-
-Box = tuple[int, int, int, int]
-
+from scratchcnn.reader.boxes import (
+    Box,
+    joins_row,
+    median,
+    merge_pieces,
+    reading_order,
+    turn_box,
+    union_box,
+)
+from scratchcnn.reader.ink import ink_darkness, ink_mask, noise_level, paper_brightness, to_gray
+from scratchcnn.reader.normalize import normalize_digit, stroke_width
+from scratchcnn.reader.results import Detection, FrameResult, empty_result
 
 ROTATIONS = (0, 90, 180, 270)  # clockwise turns DigitReader(rotate=...) applies before reading
 MAX_PIXELS = 50_000_000  # default largest image the reader takes (a 50-megapixel photo)
@@ -144,427 +152,6 @@ class ReaderConfig:
             raise ValueError(
                 f"DigitReader: predict_threads must be None or an integer >= 1, got {threads!r}"
             )
-
-
-@dataclass(frozen=True)
-class Detection:
-    """One digit read in a frame.
-
-    ``box`` is ``(x, y, w, h)`` in frame pixels, ``digit`` the most probable class,
-    ``confidence`` its probability and ``probabilities`` all ten, float32 of shape (10,).
-    ``unsure`` is true when ``confidence`` is below the reader's ``min_confidence``.
-    """
-
-    box: Box
-    digit: int
-    confidence: float
-    probabilities: np.ndarray = field(repr=False, compare=False)
-    unsure: bool = False
-
-    @property
-    def second(self) -> tuple[int, float]:
-        """The runner-up: (digit, probability)."""
-        order = np.argsort(np.asarray(self.probabilities))
-        return int(order[-2]), float(self.probabilities[order[-2]])
-
-    def to_dict(self) -> dict:
-        """The JSON form the command lines print: ``{"digit", "confidence", "box", "unsure",
-        "second": {"digit", "confidence"}}``."""
-        second, second_confidence = self.second
-        return {
-            "digit": int(self.digit),
-            "confidence": round(float(self.confidence), 4),
-            "box": [int(v) for v in self.box],
-            "unsure": bool(self.unsure),
-            "second": {"digit": second, "confidence": round(second_confidence, 4)},
-        }
-
-
-@dataclass
-class FrameResult:
-    """Everything :meth:`DigitReader.read` found in one frame.
-
-    * ``detections``: list of :class:`Detection` in reading order, those at or above
-      ``min_confidence``; ``unsure``: the ones below it (``all_detections`` has both);
-    * ``mask``: uint8 (H, W), 255 where ink was found — the threshold image of a debug view;
-    * ``crops``: float32 (N, 1, 28, 28), what the network saw, one per digit read, in the order
-      of ``boxes`` (reading order);
-    * ``boxes``: the N boxes; ``probabilities``: float32 (N, 10), the network's output;
-    * ``rejected``: ``(box, reason)`` for every candidate that was not read (too small, cut by the
-      edge, split into parts, ...), for the debug view;
-    * ``rotation``: the clockwise turn (degrees) under which the frame was read; boxes are always
-      in the input frame's pixels;
-    * ``timings``: milliseconds spent finding candidates, normalizing crops and predicting.
-    """
-
-    detections: list[Detection]
-    mask: np.ndarray
-    crops: np.ndarray
-    boxes: list[Box]
-    probabilities: np.ndarray
-    timings: dict[str, float] = field(default_factory=dict)
-    unsure: list[Detection] = field(default_factory=list)
-    rejected: list[tuple[Box, str]] = field(default_factory=list)
-    rotation: int = 0
-    _upright: list = field(default_factory=list, repr=False)
-
-    @property
-    def all_detections(self) -> list[Detection]:
-        """Sure and unsure detections together, in reading order."""
-        if self._upright:
-            return [det for det, _ in self._upright]
-        return self.detections + self.unsure
-
-    @property
-    def text(self) -> str:
-        """The number(s) read: rows top to bottom separated by newlines, groups of a row split by
-        a space where the gap between digits exceeds 0.75 of the row's median digit height, an
-        unsure digit as ``?`` (reading order as the frame was read, turned by ``rotation``)."""
-        return text_of(self._upright or [(d, d.box) for d in self.all_detections])
-
-
-def text_of(items) -> str:
-    """Text of ``(detection, upright box)`` pairs in reading order (see :attr:`FrameResult.text`)."""
-    lines = []
-    for row in _rows_of_boxes(items):
-        height = _median([box[3] for _, box in row])
-        text, previous = "", None
-        for det, box in row:
-            if previous is not None and box[0] - (previous[0] + previous[2]) > 0.75 * height:
-                text += " "
-            text += "?" if det.unsure else str(det.digit)
-            previous = box
-        lines.append(text)
-    return "\n".join(lines)
-
-
-def empty_result(shape: tuple[int, int] = (0, 0)) -> FrameResult:
-    """A result with no detections (for blank, saturated or unusable frames)."""
-    return FrameResult(
-        detections=[],
-        mask=np.zeros(shape, dtype=np.uint8),
-        crops=np.zeros((0, 1, MNIST_SIZE, MNIST_SIZE), dtype=np.float32),
-        boxes=[],
-        probabilities=np.zeros((0, 10), dtype=np.float32),
-    )
-
-
-# -- step 1 and 2: gray, paper, ink --------------------------------------------------------------
-def to_gray(frame: np.ndarray) -> np.ndarray | None:
-    """uint8 grayscale (H, W) from a BGR (H, W, 3), BGRA (H, W, 4) or gray (H, W[, 1]) image.
-
-    BGRA images are composited onto white paper (transparent is white).
-    Other dtypes are scaled into uint8 (floats are taken to lie in [0, 1], uint16 in [0, 65535]).
-    Returns None for anything that is not an image (wrong rank, empty).
-    """
-    frame = np.asarray(frame)
-    if frame.ndim == 3 and frame.shape[2] == 1:
-        frame = frame[:, :, 0]
-    if frame.ndim not in (2, 3) or frame.size == 0:
-        return None
-    if frame.dtype != np.uint8:
-        if np.issubdtype(frame.dtype, np.floating):
-            frame = np.clip(np.nan_to_num(frame) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        elif frame.dtype == np.uint16:
-            frame = (frame >> 8).astype(np.uint8)
-        else:
-            frame = np.clip(frame, 0, 255).astype(np.uint8)
-    if frame.ndim == 2:
-        return np.ascontiguousarray(frame)
-    if frame.shape[2] == 3:
-        return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-    if frame.shape[2] == 4:  # composited onto white: ink drawn on a transparent canvas shows
-        alpha = frame[:, :, 3].astype(np.float32) * (1.0 / 255.0)
-        gray = cv2.cvtColor(np.ascontiguousarray(frame[:, :, :3]), cv2.COLOR_BGR2GRAY)
-        return np.clip(gray * alpha + 255.0 * (1.0 - alpha) + 0.5, 0, 255).astype(np.uint8)
-    return None
-
-
-def paper_brightness(gray: np.ndarray, kernel_fraction: float = 0.08) -> np.ndarray:
-    """Estimate the brightness of the paper under the ink: uint8 (H, W) like ``gray``.
-
-    A grayscale closing (max then min filter) erases dark strokes narrower than its kernel; it runs
-    on a copy about 160 pixels across (fast), is box-filtered and scaled back to the frame's size.
-    The kernel is ``kernel_fraction`` of the short side, so it scales with the frame.
-    """
-    h, w = gray.shape
-    scale = min(1.0, 160.0 / max(h, w))
-    small = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), cv2.INTER_AREA)
-    k = max(3, int(round(kernel_fraction * min(h, w) * scale)) | 1)
-    ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-    paper = cv2.morphologyEx(small, cv2.MORPH_CLOSE, ellipse, borderType=cv2.BORDER_REPLICATE)
-    paper = cv2.blur(paper, (k, k), borderType=cv2.BORDER_REPLICATE)  # smooth the closing's steps
-    return cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR)
-
-
-def ink_darkness(
-    gray: np.ndarray, paper: np.ndarray, min_paper: int = 24
-) -> tuple[np.ndarray, np.ndarray]:
-    """How much darker than its paper each pixel is: ``(relative, absolute)``, uint8 (H, W).
-
-    ``relative`` is ``255 * (paper - gray) / paper``, 0 where there is no paper
-    (``paper < min_paper``); ``absolute`` is ``paper - gray`` in gray levels. Both are 0 where the
-    pixel is brighter than the paper.
-    """
-    absolute = cv2.subtract(paper, gray)
-    relative = cv2.divide(absolute, paper, scale=255.0)
-    if min_paper > 0:
-        relative[paper < min_paper] = 0
-    return relative, absolute
-
-
-def noise_level(gray: np.ndarray, paper: np.ndarray, step: int = 6) -> float:
-    """Robust standard deviation, in gray levels, of the pixels' difference from the paper, from
-    every ``step``-th row and column: 1.4826 times the median absolute deviation, which ink
-    (a minority of pixels) hardly moves."""
-    diff = paper[::step, ::step].astype(np.float32) - gray[::step, ::step]
-    return float(1.4826 * np.median(np.abs(diff - np.median(diff))))
-
-
-def ink_mask(
-    relative: np.ndarray,
-    absolute: np.ndarray | None = None,
-    min_contrast: float = 0.22,
-    hysteresis: float = 0.6,
-    noise: float = 0.0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Binary masks uint8 (H, W) in {0, 255} of the ink: ``(weak, strong)``.
-
-    ``strong`` pixels are darker than their paper by Otsu's threshold on ``relative`` darkness,
-    never less than ``min_contrast`` (0..1), and — when ``absolute`` darkness is given — by more
-    than 4.5 times the ``noise`` (gray levels, see :func:`noise_level`): dim regions of a grainy
-    frame need more relative contrast. So paper with noise and no ink has no strong pixels at all.
-    ``weak`` pixels pass ``hysteresis`` times those thresholds: a faint stretch of a stroke that
-    the strong threshold would cut is weak, and a weak piece counts as ink when it holds strong
-    pixels (hysteresis thresholding, as in Canny's edge detector). A 3x3 median removes isolated
-    noise pixels and a 3x3 closing mends strokes cut by a pixel.
-    """
-    floor = int(round(255 * min_contrast))
-    otsu, _ = cv2.threshold(relative, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    high = max(otsu, floor)
-    _, weak = cv2.threshold(relative, int(high * hysteresis), 255, cv2.THRESH_BINARY)
-    _, strong = cv2.threshold(relative, high, 255, cv2.THRESH_BINARY)
-    if absolute is not None and noise > 0:
-        _, above = cv2.threshold(absolute, 3.0 * noise, 255, cv2.THRESH_BINARY)
-        weak = cv2.bitwise_and(weak, above)
-        _, above = cv2.threshold(absolute, 4.5 * noise, 255, cv2.THRESH_BINARY)
-        strong = cv2.bitwise_and(strong, above)
-    weak = cv2.medianBlur(weak, 3)
-    weak = cv2.morphologyEx(weak, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
-    return weak, cv2.bitwise_and(strong, weak)
-
-
-# -- step 3: candidate boxes ---------------------------------------------------------------------
-def _union(a: Box, b: Box) -> Box:
-    x0, y0 = min(a[0], b[0]), min(a[1], b[1])
-    x1, y1 = max(a[0] + a[2], b[0] + b[2]), max(a[1] + a[3], b[1] + b[3])
-    return (x0, y0, x1 - x0, y1 - y0)
-
-
-def _belong_together(a: Box, b: Box, merge_gap: float) -> bool:
-    """Are two pieces parts of one digit?
-
-    Pieces that overlap vertically join when they also overlap horizontally by half the narrower
-    one, or when the smaller is a *fragment* (at most 0.4 of the other's height: the detached
-    bar of a 5, a dot). Pieces one above the other join across a hairline gap (a stroke cut in
-    two), or a fragment across a gap of up to ``merge_gap`` of the taller one's height. Two rows
-    of digits, or neighbours in a row, stay apart.
-    """
-    tall, short = max(a[3], b[3]), min(a[3], b[3])
-    overlap = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-    if overlap <= 0:
-        return False
-    gap = max(a[1], b[1]) - min(a[1] + a[3], b[1] + b[3])  # negative when they overlap
-    narrow_overlap = overlap >= 0.5 * min(a[2], b[2])
-    fragment = short <= 0.4 * tall
-    if gap <= 0:
-        return narrow_overlap or fragment
-    if not narrow_overlap:
-        return False
-    if gap <= 0.1 * tall and short > 0.4 * tall:  # a stroke cut by a hairline
-        return True
-    if not fragment or gap > merge_gap * tall:
-        return False
-    merged = _union(a, b)
-    return merged[3] <= 1.5 * tall and merged[2] <= 1.6 * merged[3]
-
-
-def merge_pieces(boxes: list[Box], merge_gap: float = 0.15) -> list[list[int]]:
-    """Group indices of ``boxes`` that are pieces of one digit; returns the groups (lists of
-    indices into ``boxes``), each group's members sorted. Repeats until no two groups join."""
-    groups = [[i] for i in range(len(boxes))]
-    merged_boxes = list(boxes)
-    changed = True
-    while changed:
-        changed = False
-        order = sorted(range(len(groups)), key=lambda g: -merged_boxes[g][3])  # tall ones first
-        for ii, gi in enumerate(order):
-            if not groups[gi]:
-                continue
-            for gj in order[ii + 1 :]:
-                if groups[gj] and _belong_together(merged_boxes[gi], merged_boxes[gj], merge_gap):
-                    groups[gi] += groups[gj]
-                    groups[gj] = []
-                    merged_boxes[gi] = _union(merged_boxes[gi], merged_boxes[gj])
-                    changed = True
-        keep = [g for g in range(len(groups)) if groups[g]]
-        groups = [groups[g] for g in keep]
-        merged_boxes = [merged_boxes[g] for g in keep]
-    return [sorted(g) for g in groups]
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
-
-
-def _joins_row(box: Box, row: list[Box]) -> bool:
-    """Does ``box`` belong to ``row``? Its vertical center must lie within half the row's median
-    height (or half its own height, if larger) of the row's mean center."""
-    cy = box[1] + box[3] / 2
-    row_cy = sum(b[1] + b[3] / 2 for b in row) / len(row)
-    row_h = _median([b[3] for b in row])
-    return abs(cy - row_cy) <= 0.5 * max(row_h, box[3] * 0.5)
-
-
-def reading_order(boxes: list[Box]) -> list[int]:
-    """Indices of ``boxes`` in reading order: rows from top to bottom, left to right in a row.
-
-    Boxes are taken by their vertical center; one joins the current row when its center lies
-    within half the row's median height of the row's mean center (so rows may tilt or wobble a
-    little), otherwise it starts the next row. Within a row, boxes go by their left edge.
-    """
-    by_center = sorted(range(len(boxes)), key=lambda i: boxes[i][1] + boxes[i][3] / 2)
-    rows: list[list[int]] = []
-    for i in by_center:
-        if rows and _joins_row(boxes[i], [boxes[j] for j in rows[-1]]):
-            rows[-1].append(i)
-        else:
-            rows.append([i])
-    return [i for row in rows for i in sorted(row, key=lambda j: (boxes[j][0], boxes[j][1]))]
-
-
-def _rows_of_boxes(items: list) -> list[list]:
-    """Split ``(anything, box)`` pairs, already in reading order, into their rows."""
-    rows: list[list] = []
-    for item in items:
-        box = item[1]
-        if rows and box[0] >= rows[-1][-1][1][0] and _joins_row(box, [b for _, b in rows[-1]]):
-            rows[-1].append(item)
-        else:
-            rows.append([item])
-    return rows
-
-
-def rows_of(detections: list[Detection]) -> list[list[Detection]]:
-    """Split detections (already in reading order) into their rows."""
-    return [[d for d, _ in row] for row in _rows_of_boxes([(d, d.box) for d in detections])]
-
-
-# -- step 4: MNIST normalization ------------------------------------------------------------------
-def center_of_mass(image: np.ndarray) -> tuple[float, float]:
-    """(row, column) center of mass of a 2-D nonnegative image; its center if it is all zero.
-
-    (NumPy, not ``cv2.moments``: OpenCV takes an (N, 2) array for a list of points.)
-    """
-    image = np.asarray(image, dtype=np.float64)
-    total = image.sum()
-    if total <= 1e-12:
-        return ((image.shape[0] - 1) / 2.0, (image.shape[1] - 1) / 2.0)
-    rows = image.sum(axis=1) @ np.arange(image.shape[0]) / total
-    cols = image.sum(axis=0) @ np.arange(image.shape[1]) / total
-    return (float(rows), float(cols))
-
-
-def deskew(image: np.ndarray) -> np.ndarray:
-    """Shear a 28x28 float image so its principal axis is vertical (second moments), keeping its
-    center of mass; returns the image unchanged when it is nearly straight or empty."""
-    m = cv2.moments(image)
-    if abs(m["mu02"]) < 1e-2:
-        return image
-    skew = m["mu11"] / m["mu02"]
-    if abs(skew) < 1e-3:
-        return image
-    cy, cx = center_of_mass(image)
-    matrix = np.float32([[1, skew, -skew * cy], [0, 1, 0]])  # x' = x + skew * (y - cy)
-    return cv2.warpAffine(
-        image,
-        matrix,
-        image.shape[::-1],
-        flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR,
-        borderValue=0.0,
-    ).astype(np.float32, copy=False)
-
-
-def normalize_digit(ink: np.ndarray, deskew_digit: bool = False) -> np.ndarray:
-    """MNIST-style 28x28 float32 image in [0, 1] of one digit's ink (light on black).
-
-    ``ink`` (h, w) is the digit's darkness (uint8 or float, 0 = paper), cropped to its bounding
-    box. It is scaled (area interpolation) so its longer side is 20 pixels, keeping its aspect
-    ratio, brightened so its strongest stroke is 1.0, and placed in 28x28 with its center of mass
-    at the center (13.5, 13.5) by a sub-pixel shift (a digit whose mass is so far off its box's
-    center that the shift would cut it is made smaller until it fits). With ``deskew_digit`` it is then sheared
-    upright about its center of mass.
-    """
-    ink = np.asarray(ink, dtype=np.float32)
-    h, w = ink.shape
-    out = np.zeros((MNIST_SIZE, MNIST_SIZE), dtype=np.float32)
-    if h == 0 or w == 0:
-        return out
-    scale = MNIST_BOX / max(h, w)
-    for _ in range(4):
-        nh, nw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        small = cv2.resize(ink, (nw, nh), interpolation=interpolation)
-        peak = float(small.max())
-        if peak <= 0:
-            return out
-        cy, cx = center_of_mass(small)
-        # Centering by mass must not push ink out of the 28x28 image: a digit whose mass lies
-        # far from its box's center (a "C", a "7") is made a little smaller instead.
-        reach = max(cy, nh - 1 - cy, cx, nw - 1 - cx)
-        if reach <= MNIST_CENTER + 1e-3:
-            break
-        scale *= MNIST_CENTER / reach * 0.98
-    small *= 1.0 / peak
-    # Sub-pixel translation (bilinear) putting the center of mass at (13.5, 13.5).
-    matrix = np.float32([[1, 0, MNIST_CENTER - cx], [0, 1, MNIST_CENTER - cy]])
-    out = cv2.warpAffine(
-        small, matrix, (MNIST_SIZE, MNIST_SIZE), flags=cv2.INTER_LINEAR, borderValue=0.0
-    )
-    if deskew_digit:
-        out = deskew(out)
-    return np.clip(out, 0.0, 1.0, out=out)
-
-
-def _stroke_width(area: float, perimeter: float) -> float:
-    """Mean stroke width of a thin shape: area / (half its perimeter), the ribbon formula."""
-    return 2.0 * area / max(perimeter, 1.0)
-
-
-def quarter_turn_points(points: np.ndarray, size: tuple[int, int], turns: int) -> np.ndarray:
-    """Coordinates ``points`` (K, 2) (x, y) in an image of ``size`` (width, height), after the
-    image is turned by ``np.rot90(image, turns)`` (counterclockwise quarter turns)."""
-    w, h = size
-    points = np.asarray(points, dtype=np.float64)
-    x, y = points[:, 0], points[:, 1]
-    turns %= 4
-    if turns == 1:
-        return np.stack([y, w - x], axis=1)
-    if turns == 2:
-        return np.stack([w - x, h - y], axis=1)
-    if turns == 3:
-        return np.stack([h - y, x], axis=1)
-    return points
-
-
-def _turn_box(box: Box, size: tuple[int, int], turns: int) -> Box:
-    """``box`` of an image of ``size`` (width, height) in the image ``np.rot90(image, turns)``."""
-    x, y, w, h = box
-    corners = quarter_turn_points(np.float64([[x, y], [x + w, y + h]]), size, turns)
-    (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
-    return (int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0)))
 
 
 @dataclass
@@ -682,7 +269,7 @@ class DigitReader:
         for members in merge_pieces(piece_boxes, c.merge_gap):
             box = piece_boxes[members[0]]
             for m in members[1:]:
-                box = _union(box, piece_boxes[m])
+                box = union_box(box, piece_boxes[m])
             x, y, bw, bh = box
             reason = None
             if bh < c.min_height:
@@ -723,15 +310,15 @@ class DigitReader:
             if (
                 rows
                 and boxes[i][0] >= boxes[rows[-1][-1]][0]
-                and _joins_row(boxes[i], [boxes[j] for j in rows[-1]])
+                and joins_row(boxes[i], [boxes[j] for j in rows[-1]])
             ):
                 rows[-1].append(i)
             else:
                 rows.append([i])
-        frame_median = _median([b[3] for b in boxes])
+        frame_median = median([b[3] for b in boxes])
         drop = set()
         for row in rows:
-            row_median = _median([boxes[i][3] for i in row])
+            row_median = median([boxes[i][3] for i in row])
             for i in row:
                 if boxes[i][3] < c.min_height_fraction * row_median:
                     drop.add(i)
@@ -761,7 +348,7 @@ class DigitReader:
         cv2.drawContours(own, contours, -1, 255, thickness=cv2.FILLED, offset=(-x, -y))
         strokes = region[(own > 0) & (mask[y : y + bh, x : x + bw] > 0)]
         reference = float(np.median(strokes)) if strokes.size else float(region.max())
-        stroke = _stroke_width(
+        stroke = stroke_width(
             float(strokes.size), sum(cv2.arcLength(cnt, True) for cnt in contours)
         )
         own = cv2.dilate(own, np.ones((3, 3), np.uint8))
@@ -954,7 +541,7 @@ class DigitReader:
         size = (upright.shape[1], upright.shape[0])
 
         def back(box):
-            return _turn_box(box, size, turns)
+            return turn_box(box, size, turns)
 
         moved = {}
         for det, _ in result._upright:
