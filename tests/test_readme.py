@@ -182,10 +182,10 @@ COMMANDS: dict[str, Run | NotRun] = {
         "installs Keras and TensorFlow (about 600 MB); .ci/run installs this extra",
         extras_exist("reference", "plots"),
     ),
-    "python benchmarks/compare.py --epochs 4 --out benchmarks/results/compare": Run(
+    "python benchmarks/compare.py --epochs 3 --out benchmarks/results/compare": Run(
         "python benchmarks/compare.py --quick --systems numpy --images 500 --test-images 500 "
         "--out benchmarks/results/compare",
-        "4 epochs of three systems take 10 minutes and Keras is an optional extra: one quick "
+        "3 epochs of four systems take 10 minutes and Keras is an optional extra: one quick "
         "epoch of the numpy system on 500 images",
         makes=("benchmarks/results/compare/results.json",),
     ),
