@@ -90,6 +90,35 @@ def test_touching_pairs_are_read_as_two_digits(sheets, digit_model):
     assert results[True] >= 0.6, results  # issue #14 asks 0.9: see benchmarks/reader_cases.py
 
 
+class ShapeModel:
+    """Reads crops the way a trained network reads them, confident either way: a narrow ink
+    box (narrower than half its height) is a "1", anything else a "0", at 0.99."""
+
+    def predict_proba(self, x):
+        p = np.full((len(x), 10), 0.01 / 9, dtype=np.float32)
+        for i, crop in enumerate(x[:, 0]):
+            ys, xs = np.nonzero(crop > 0.3)
+            narrow = len(xs) and np.ptp(xs) + 1 < 0.5 * (np.ptp(ys) + 1)
+            p[i, 1 if narrow else 0] = 0.99
+        return p
+
+
+def test_a_one_leaning_on_a_ring_is_read_as_two_digits_a_lone_ring_as_one():
+    """A box a little wider than tall, read surely as one digit, is two when its parts read as
+    surely, fit their digits' widths and are both as tall as the whole (a "1" touching a "0");
+    a ring as wide is not cut into two arcs (each cut crosses two strokes)."""
+    frame = np.full((300, 400), 235, np.uint8)
+    cv2.line(frame, (36, 114), (36, 46), 20, 9)  # a "1" ...
+    cv2.line(frame, (40, 80), (50, 80), 20, 3)  # ... its pen still on the paper ...
+    cv2.ellipse(frame, (94, 80), (44, 40), 0, 0, 360, 20, 7)  # ... touching a wide "0"
+    cv2.ellipse(frame, (220, 80), (48, 40), 0, 0, 360, 20, 7)  # a lone "0", about as wide
+    result = DigitReader(ShapeModel()).read(frame)
+    assert [d.digit for d in result.detections] == [1, 0, 0]
+    one, zero, ring = (d.box for d in result.detections)
+    assert one[0] + one[2] <= zero[0] + 6 and zero[2] > 5 * one[2]
+    assert ring[2] >= 95 and [reason for _, reason in result.rejected] == ["split"]
+
+
 def test_a_cut_between_two_touching_shapes_follows_the_contact():
     """Two rings touching at one point: the split finds the cut through the contact."""
     from scratchcnn.reader.vision import _cut_paths

@@ -29,7 +29,8 @@ images a debug view shows. The steps:
 6. **Segmentation by recognition**: a candidate too wide for one digit is also cut along the
    paths through its ink that cross the fewest strokes; the parts go through the network in a
    second batch, and the split is kept when they read better than the whole (each reading
-   weighed by how plausible its box's width is for the digit read).
+   weighed by how plausible its box's width is for the digit read, each part by how nearly it
+   is as tall as the whole).
 7. Detections in **reading order**: rows from top to bottom, left to right within a row; those
    below ``min_confidence`` are kept as *unsure*; the frame's text groups a row's digits by their
    spacing. With ``rotate`` the frame is turned first (``"auto"``: all four turns, the most
@@ -794,14 +795,12 @@ class DigitReader:
         return grown[y : y + h, x : x + w]
 
     # -- segmentation by recognition --------------------------------------------------------------
-    def _split_hypotheses(self, cand: _Candidate) -> list[tuple[list[_Candidate], float, bool]]:
-        """Ways to read an over-wide candidate as two digits: ``(parts, factor, narrow)`` for
-        cuts along the thinnest path through the ink near the lowest-ink columns, and for
-        separating its pieces (a digit-sized shape merged with its neighbour). ``factor``
-        (at most 1) weighs the parts' confidence down for a cut that crosses several strokes;
-        ``narrow`` marks a cut of a candidate narrower than tall."""
+    def _split_hypotheses(self, cand: _Candidate) -> list[tuple[list[_Candidate], float]]:
+        """Ways to read an over-wide candidate as two digits: ``(parts, factor)`` for cuts along
+        the thinnest path through the ink near the lowest-ink columns, and for separating its
+        pieces (a digit-sized shape merged with its neighbour). ``factor`` (at most 1) weighs
+        the parts' readings down for a cut that crosses several strokes."""
         x, y, w, h = cand.box
-        aspect = w / float(h)
         hypotheses = []
         strokes = cand.ink > 0.25
         for path in _cut_paths(cand.ink):
@@ -814,7 +813,7 @@ class DigitReader:
                 # more strokes (the top and bottom of a 0, a 2's arc and its base).
                 crossed = strokes[np.arange(h), path].astype(np.int8)
                 runs = int(crossed[0]) + int(np.count_nonzero(np.diff(crossed) == 1))
-                hypotheses.append((parts, 0.75 ** max(0, runs - 1), aspect < 1.0))
+                hypotheses.append((parts, CROSSING_FACTOR ** max(0, runs - 1)))
         if 2 <= len(cand.contours) <= 4:  # pieces: one apart from the rest
             for cnt in cand.contours:
                 bx, by, bw, bh = cv2.boundingRect(cnt)
@@ -829,7 +828,7 @@ class DigitReader:
                 ]
                 if all(p is not None for p in parts) and _balanced(parts, cand):
                     parts.sort(key=lambda p: p.box[0])
-                    hypotheses.append((parts, 1.0, False))
+                    hypotheses.append((parts, 1.0))
         return hypotheses
 
     def _part(self, cand: _Candidate, ink: np.ndarray) -> _Candidate | None:
@@ -868,8 +867,9 @@ class DigitReader:
 
     def _segment(self, cands: list[_Candidate], rejected: list) -> list[_Candidate]:
         """Segmentation by recognition: an over-wide candidate is replaced by the parts of its
-        most convincing split when the network is surer of the parts than of the whole (taking
-        the shape's plausibility into account); parts still too wide are tried once more."""
+        most convincing split when the parts read better than the whole (:func:`_parts_score`
+        against :func:`_to_beat`: confidence, the box's plausibility for the digit read, the
+        parts' heights); parts still too wide are tried once more."""
         c = self.config
         for _ in range(2):
             trials = []
@@ -884,16 +884,13 @@ class DigitReader:
                         trials.append((i, hypotheses))
             if not trials:
                 break
-            self._classify([p for _, hyps in trials for parts, *_ in hyps for p in parts])
+            self._classify([p for _, hyps in trials for parts, _ in hyps for p in parts])
             replaced = {}
             for i, hypotheses in trials:
                 cand = cands[i]
                 best, best_score = None, _to_beat(cand)
-                for parts, factor, _ in hypotheses:
-                    score = factor * min(
-                        p.confidence * _shape_plausibility(p.box, int(p.probabilities.argmax()))
-                        for p in parts
-                    )
+                for parts, factor in hypotheses:
+                    score = factor * _parts_score(parts, cand)
                     if score > best_score:
                         best, best_score = parts, score
                 if best is not None:
@@ -1090,27 +1087,54 @@ ASPECT_PERCENTILES = {
 }
 
 
+# Segmentation by recognition weighs every reading (of a whole candidate, of a part of it) by
+# how plausible its box is for the digit read. The network reads halves of one digit surely, and
+# two touching digits as one digit just as surely: its confidence alone cannot choose.
+MIN_PLAUSIBILITY = 0.05  # a box far wider than its digit ever is: nearly no evidence left
+CROSSING_FACTOR = 0.75  # a cut's parts weigh this much less for every stroke past the first
+FULL_HEIGHT = 0.9  # digits of a row are about as tall as each other: a part this tall is whole
+SHORT_WEIGHT = 0.5  # ... and one 0.7 as tall (the shortest part kept) weighs half as much
+
+
 def _shape_plausibility(box: Box, digit: int) -> float:
     """1 for a box no wider (relative to its height) than 90% of MNIST's ``digit``s, falling
-    linearly to 0.75 at their 99th percentile and on to 0.3 (gently: a digit written wide, or
-    rotated, is still one digit)."""
+    linearly, 0.25 for every step from their 90th to their 99th percentile, down to
+    ``MIN_PLAUSIBILITY``: a digit written a little wide, or rotated, is still one digit; one
+    several steps wider than MNIST's widest is two."""
     p90, p99 = ASPECT_PERCENTILES[digit]
     aspect = box[2] / float(max(box[3], 1))
-    return float(np.clip(1.0 - 0.25 * (aspect - p90) / (p99 - p90), 0.3, 1.0))
+    return float(np.clip(1.0 - 0.25 * (aspect - p90) / (p99 - p90), MIN_PLAUSIBILITY, 1.0))
+
+
+def _height_weight(part: _Candidate, whole: _Candidate) -> float:
+    """1 for a part at least ``FULL_HEIGHT`` of its whole's height, falling linearly to
+    ``SHORT_WEIGHT`` at 0.7 (the shortest part :meth:`DigitReader._part` keeps): two touching
+    digits of one row are both about as tall as the box holding them, while a cut through one
+    digit often leaves a shorter piece (the arc of a 0, the stem of a 4)."""
+    ratio = part.box[3] / float(max(whole.box[3], 1))
+    fall = (FULL_HEIGHT - ratio) / (FULL_HEIGHT - 0.7)
+    return float(np.clip(1.0 - (1.0 - SHORT_WEIGHT) * fall, SHORT_WEIGHT, 1.0))
+
+
+def _parts_score(parts: list[_Candidate], whole: _Candidate) -> float:
+    """How convincing a reading of ``whole`` as ``parts`` is, in [0, 1]: the product of the
+    parts' confidences, each weighed by its box's plausibility for the digit it reads and by
+    its height (:func:`_height_weight`). A product, not the least of them: two parts read at
+    0.8 are less sure than one."""
+    score = 1.0
+    for part in parts:
+        digit = int(part.probabilities.argmax())
+        plausible = _shape_plausibility(part.box, digit) * _height_weight(part, whole)
+        score *= part.confidence * plausible
+    return score
 
 
 def _to_beat(cand: _Candidate) -> float:
-    """The score a split of ``cand`` must exceed (a split scores the least of its parts'
-    confidences, each weighed like the whole's, times a factor for crossed strokes).
-
-    The network reads halves of one digit with confidence too, and a pair of touching digits
-    as one: so each reading is weighed by how plausible its box's shape is for the digit it reads
-    (MNIST's widths per digit), and a split of a box less than 1.3 times wider than tall must win
-    by a wide margin (a slanted or rotated digit is often that wide; touching pairs mostly
-    wider). Never less than 0.5."""
+    """The score a split of ``cand`` must exceed (:func:`_parts_score` times a factor for
+    crossed strokes): the whole's confidence weighed by how plausible its box is for the digit
+    it reads, never less than 0.5 (a split needs two fairly sure readings)."""
     whole = cand.confidence * _shape_plausibility(cand.box, int(cand.probabilities.argmax()))
-    margin = 0.3 if cand.box[2] < 1.3 * cand.box[3] else 0.0
-    return max(whole + margin, 0.5)
+    return max(whole, 0.5)
 
 
 def _prefer_lone(result: FrameResult, lone: FrameResult, shape) -> bool:
