@@ -81,7 +81,7 @@ class ReaderConfig:
     max_height_fraction: float = 0.9  # taller than this fraction of the frame: not a digit
     max_aspect: float = 2.5  # width / height above this, after splitting: a line, a smudge
     split: bool = True  # try over-wide candidates as several digits (segmentation by recognition)
-    split_aspect: float = 0.75  # candidates wider than this (width / height) are tried in parts
+    split_aspect: float = 0.6  # candidates wider than this (width / height) are tried in parts
     max_split_aspect: float = 6.0  # wider than this: not even a row of touching digits
     lone_digit: bool = True  # no digit found: try the image as one digit filling it (a crop)
     min_density: float = 0.04  # ink pixels / box area below this: a thin ring or scribble
@@ -1091,7 +1091,7 @@ ASPECT_PERCENTILES = {
 # how plausible its box is for the digit read. The network reads halves of one digit surely, and
 # two touching digits as one digit just as surely: its confidence alone cannot choose.
 MIN_PLAUSIBILITY = 0.05  # a box far wider than its digit ever is: nearly no evidence left
-CROSSING_FACTOR = 0.75  # a cut's parts weigh this much less for every stroke past the first
+CROSSING_FACTOR = 0.85  # a cut's parts weigh this much less for every stroke past the first
 FULL_HEIGHT = 0.9  # digits of a row are about as tall as each other: a part this tall is whole
 SHORT_WEIGHT = 0.5  # ... and one 0.7 as tall (the shortest part kept) weighs half as much
 
