@@ -81,7 +81,7 @@ class ReaderConfig:
     max_height_fraction: float = 0.9  # taller than this fraction of the frame: not a digit
     max_aspect: float = 2.5  # width / height above this, after splitting: a line, a smudge
     split: bool = True  # try over-wide candidates as several digits (segmentation by recognition)
-    split_aspect: float = 0.6  # candidates wider than this (width / height) are tried in parts
+    split_aspect: float = 0.75  # candidates wider than this (width / height) are tried in parts
     max_split_aspect: float = 6.0  # wider than this: not even a row of touching digits
     lone_digit: bool = True  # no digit found: try the image as one digit filling it (a crop)
     min_density: float = 0.04  # ink pixels / box area below this: a thin ring or scribble
@@ -877,8 +877,11 @@ class DigitReader:
                 x, y, w, h = cand.box
                 limit = c.split_aspect if cand.depth == 0 else max(1.0, c.split_aspect)
                 # A split's score is at most 1: a whole that no split can beat is not cut (most
-                # single digits, read surely; this keeps the webcam's frame rate).
-                if c.split and w > limit * h and cand.depth < 2 and _to_beat(cand) < 1.0:
+                # single digits, read surely; this keeps the webcam's frame rate). Nor is one
+                # shorter than MNIST's 20-pixel box: its parts would be scraps of a few pixels,
+                # enlarged, which the network reads surely and wrongly.
+                tall = h >= MIN_SPLIT_HEIGHT
+                if c.split and tall and w > limit * h and cand.depth < 2 and _to_beat(cand) < 1.0:
                     hypotheses = self._split_hypotheses(cand)
                     if hypotheses:
                         trials.append((i, hypotheses))
@@ -1090,6 +1093,7 @@ ASPECT_PERCENTILES = {
 # Segmentation by recognition weighs every reading (of a whole candidate, of a part of it) by
 # how plausible its box is for the digit read. The network reads halves of one digit surely, and
 # two touching digits as one digit just as surely: its confidence alone cannot choose.
+MIN_SPLIT_HEIGHT = 20  # pixels: shorter candidates are read whole (MNIST's digits are 20 tall)
 MIN_PLAUSIBILITY = 0.05  # a box far wider than its digit ever is: nearly no evidence left
 CROSSING_FACTOR = 0.85  # a cut's parts weigh this much less for every stroke past the first
 FULL_HEIGHT = 0.9  # digits of a row are about as tall as each other: a part this tall is whole
