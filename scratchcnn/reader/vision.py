@@ -839,7 +839,7 @@ class DigitReader:
         if len(ys) < 4:
             return None
         y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-        if y1 - y0 < 0.7 * h or x1 - x0 < 2:
+        if y1 - y0 < MIN_PART_HEIGHT * h or x1 - x0 < 2:
             return None
         part = np.ascontiguousarray(ink[y0:y1, x0:x1])
         box = (x + int(x0), y + int(y0), int(x1 - x0), int(y1 - y0))
@@ -1096,8 +1096,9 @@ ASPECT_PERCENTILES = {
 MIN_SPLIT_HEIGHT = 20  # pixels: shorter candidates are read whole (MNIST's digits are 20 tall)
 MIN_PLAUSIBILITY = 0.05  # a box far wider than its digit ever is: nearly no evidence left
 CROSSING_FACTOR = 0.85  # a cut's parts weigh this much less for every stroke past the first
+MIN_PART_HEIGHT = 0.7  # a part of a split shorter than this fraction of the whole is a scrap
 FULL_HEIGHT = 0.9  # digits of a row are about as tall as each other: a part this tall is whole
-SHORT_WEIGHT = 0.5  # ... and one 0.7 as tall (the shortest part kept) weighs half as much
+SHORT_WEIGHT = 0.5  # ... and one MIN_PART_HEIGHT as tall (the shortest kept) weighs half as much
 
 
 def _shape_plausibility(box: Box, digit: int) -> float:
@@ -1112,11 +1113,11 @@ def _shape_plausibility(box: Box, digit: int) -> float:
 
 def _height_weight(part: _Candidate, whole: _Candidate) -> float:
     """1 for a part at least ``FULL_HEIGHT`` of its whole's height, falling linearly to
-    ``SHORT_WEIGHT`` at 0.7 (the shortest part :meth:`DigitReader._part` keeps): two touching
+    ``SHORT_WEIGHT`` at ``MIN_PART_HEIGHT`` (the shortest part a split keeps): two touching
     digits of one row are both about as tall as the box holding them, while a cut through one
     digit often leaves a shorter piece (the arc of a 0, the stem of a 4)."""
     ratio = part.box[3] / float(max(whole.box[3], 1))
-    fall = (FULL_HEIGHT - ratio) / (FULL_HEIGHT - 0.7)
+    fall = (FULL_HEIGHT - ratio) / (FULL_HEIGHT - MIN_PART_HEIGHT)
     return float(np.clip(1.0 - (1.0 - SHORT_WEIGHT) * fall, SHORT_WEIGHT, 1.0))
 
 
