@@ -882,7 +882,12 @@ class DigitReader:
                 # enlarged, which the network reads surely and wrongly.
                 tall = h >= MIN_SPLIT_HEIGHT
                 if c.split and tall and w > limit * h and cand.depth < 2 and _to_beat(cand) < 1.0:
-                    hypotheses = self._split_hypotheses(cand)
+                    # Only the cuts that could win are read (the frame rate, again).
+                    hypotheses = [
+                        (parts, factor)
+                        for parts, factor in self._split_hypotheses(cand)
+                        if factor * _score_bound(parts, cand) > _to_beat(cand)
+                    ]
                     if hypotheses:
                         trials.append((i, hypotheses))
             if not trials:
@@ -1134,6 +1139,16 @@ def _parts_score(parts: list[_Candidate], whole: _Candidate) -> float:
     return score
 
 
+def _score_bound(parts: list[_Candidate], whole: _Candidate) -> float:
+    """The most :func:`_parts_score` can give ``parts``, whatever the network reads them as:
+    known before reading them (each part's box at its most plausible digit, its height)."""
+    bound = 1.0
+    for part in parts:
+        widest = max(_shape_plausibility(part.box, digit) for digit in ASPECT_PERCENTILES)
+        bound *= widest * _height_weight(part, whole)
+    return bound
+
+
 def _to_beat(cand: _Candidate) -> float:
     """The score a split of ``cand`` must exceed (:func:`_parts_score` times a factor for
     crossed strokes): the whole's confidence weighed by how plausible its box is for the digit
@@ -1210,15 +1225,17 @@ def _cut_paths(ink: np.ndarray) -> list[np.ndarray]:
     n_seeds, k = columns.shape
     cost = band[:, 0].copy()
     moves = np.zeros((h, n_seeds, k), np.int8)
-    pad = np.full((n_seeds, 1), np.inf, np.float32)
     step = np.float32(0.01)
+    # The cost of arriving from the left and from the right neighbour; their edges stay inf.
+    left = np.full((n_seeds, k), np.inf, np.float32)
+    right = np.full((n_seeds, k), np.inf, np.float32)
     for r in range(1, h):
-        left = np.concatenate([pad, cost[:, :-1] + step], axis=1)
-        right = np.concatenate([cost[:, 1:] + step, pad], axis=1)
-        stacked = np.stack([left, cost, right])  # (3, S, K)
-        choice = stacked.argmin(axis=0)
-        moves[r] = choice - 1
-        cost = np.take_along_axis(stacked, choice[None], axis=0)[0] + band[:, r]
+        np.add(cost[:, :-1], step, out=left[:, 1:])
+        np.add(cost[:, 1:], step, out=right[:, :-1])
+        best = np.minimum(np.minimum(left, cost), right)
+        # Ties go left, then straight on: the first of (left, straight, right).
+        moves[r] = np.where(left == best, -1, np.where(cost == best, 0, 1))
+        cost = best + band[:, r]
     position = cost.argmin(axis=1)  # (S,)
     ok = np.isfinite(cost[np.arange(n_seeds), position])
     paths = np.empty((n_seeds, h), np.int64)
