@@ -65,8 +65,10 @@ def sheets(mnist_test_set):
 # -- touching digits ---------------------------------------------------------------------------
 @pytest.mark.slow
 def test_touching_pairs_are_read_as_two_digits(sheets, digit_model):
-    """Pairs whose inks touch: read as two correct digits in most cases now, in almost none
-    without segmentation by recognition (the box of both is read as one digit)."""
+    """Pairs whose inks touch: read as two correct digits in most cases now (84% with this
+    one-epoch LeNet-5, 72% before the split weighed its parts' heights and a whole's width
+    below 1.3 times its height), in almost none without segmentation by recognition (the box
+    of both is read as one digit)."""
     rng = np.random.default_rng(11)
     n = len(sheets.images)
     frames = []
@@ -89,7 +91,54 @@ def test_touching_pairs_are_read_as_two_digits(sheets, digit_model):
     print(f"touching pairs read as two correct digits: {results}")
     assert pairs >= 80
     assert results[False] <= 0.1
-    assert results[True] >= 0.6, results  # issue #14 asks 0.9: see benchmarks/reader_cases.py
+    assert results[True] >= 0.8, results  # issue #14 asks 0.9: see benchmarks/reader_cases.py
+
+
+class ShapeModel:
+    """Reads crops the way a trained network reads them, confident either way: a narrow ink
+    box (narrower than half its height) is a "1", anything else a "0", at 0.99."""
+
+    def predict_proba(self, x):
+        p = np.full((len(x), 10), 0.01 / 9, dtype=np.float32)
+        for i, crop in enumerate(x[:, 0]):
+            ys, xs = np.nonzero(crop > 0.3)
+            narrow = len(xs) and np.ptp(xs) + 1 < 0.5 * (np.ptp(ys) + 1)
+            p[i, 1 if narrow else 0] = 0.99
+        return p
+
+
+def test_a_one_leaning_on_a_ring_is_read_as_two_digits_a_lone_ring_as_one():
+    """A box a little wider than tall, read surely as one digit, is two when its parts read as
+    surely, fit their digits' widths and are both as tall as the whole (a "1" touching a "0");
+    a ring as wide is not cut into two arcs (each cut crosses two strokes)."""
+    frame = np.full((300, 400), 235, np.uint8)
+    cv2.line(frame, (36, 114), (36, 46), 20, 9)  # a "1" ...
+    cv2.line(frame, (40, 80), (50, 80), 20, 3)  # ... its pen still on the paper ...
+    cv2.ellipse(frame, (94, 80), (44, 40), 0, 0, 360, 20, 7)  # ... touching a wide "0"
+    cv2.ellipse(frame, (220, 80), (48, 40), 0, 0, 360, 20, 7)  # a lone "0", about as wide
+    result = DigitReader(ShapeModel()).read(frame)
+    assert [d.digit for d in result.detections] == [1, 0, 0]
+    one, zero, ring = (d.box for d in result.detections)
+    assert one[0] + one[2] <= zero[0] + 6 and zero[2] > 5 * one[2]
+    assert ring[2] >= 95 and [reason for _, reason in result.rejected] == ["split"]
+
+
+def test_touching_shapes_shorter_than_mnist_digits_are_not_cut(monkeypatch):
+    """Below 20 pixels the parts of a cut are scraps of a few pixels that the network reads
+    surely and wrongly: such a candidate is read whole."""
+    from scratchcnn.reader import vision
+
+    frame = np.full((300, 400), 235, np.uint8)
+    cv2.line(frame, (36, 114), (36, 46), 20, 9)  # the "1" touching a wide "0" read as two
+    cv2.line(frame, (40, 80), (50, 80), 20, 3)  # digits when they are 89 pixels tall
+    cv2.ellipse(frame, (94, 80), (44, 40), 0, 0, 360, 20, 7)
+    small = cv2.resize(frame, None, fx=0.2, fy=0.2, interpolation=cv2.INTER_AREA)
+    small = cv2.copyMakeBorder(small, 20, 20, 20, 20, cv2.BORDER_CONSTANT, value=235)
+    reader = DigitReader(ShapeModel(), min_height=5)
+    result = reader.read(small)
+    assert [d.digit for d in result.detections] == [0] and result.detections[0].box[3] < 20
+    monkeypatch.setattr(vision, "MIN_SPLIT_HEIGHT", 1)  # as before: cut, and read as "10"
+    assert [d.digit for d in reader.read(small).detections] == [1, 0]
 
 
 def test_a_cut_between_two_touching_shapes_follows_the_contact():

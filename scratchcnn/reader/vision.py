@@ -32,7 +32,8 @@ holds the reader and its decisions; the image operations of steps 1-2 are in
 6. **Segmentation by recognition**: a candidate too wide for one digit is also cut along the
    paths through its ink that cross the fewest strokes; the parts go through the network in a
    second batch, and the split is kept when they read better than the whole (each reading
-   weighed by how plausible its box's width is for the digit read).
+   weighed by how plausible its box's width is for the digit read, each part by how nearly it
+   is as tall as the whole).
 7. Detections in **reading order**: rows from top to bottom, left to right within a row; those
    below ``min_confidence`` are kept as *unsure*; the frame's text groups a row's digits by their
    spacing. With ``rotate`` the frame is turned first (``"auto"``: all four turns, the most
@@ -381,14 +382,12 @@ class DigitReader:
         return grown[y : y + h, x : x + w]
 
     # -- segmentation by recognition --------------------------------------------------------------
-    def _split_hypotheses(self, cand: _Candidate) -> list[tuple[list[_Candidate], float, bool]]:
-        """Ways to read an over-wide candidate as two digits: ``(parts, factor, narrow)`` for
-        cuts along the thinnest path through the ink near the lowest-ink columns, and for
-        separating its pieces (a digit-sized shape merged with its neighbour). ``factor``
-        (at most 1) weighs the parts' confidence down for a cut that crosses several strokes;
-        ``narrow`` marks a cut of a candidate narrower than tall."""
+    def _split_hypotheses(self, cand: _Candidate) -> list[tuple[list[_Candidate], float]]:
+        """Ways to read an over-wide candidate as two digits: ``(parts, factor)`` for cuts along
+        the thinnest path through the ink near the lowest-ink columns, and for separating its
+        pieces (a digit-sized shape merged with its neighbour). ``factor`` (at most 1) weighs
+        the parts' readings down for a cut that crosses several strokes."""
         x, y, w, h = cand.box
-        aspect = w / float(h)
         hypotheses = []
         strokes = cand.ink > 0.25
         for path in _cut_paths(cand.ink):
@@ -401,7 +400,7 @@ class DigitReader:
                 # more strokes (the top and bottom of a 0, a 2's arc and its base).
                 crossed = strokes[np.arange(h), path].astype(np.int8)
                 runs = int(crossed[0]) + int(np.count_nonzero(np.diff(crossed) == 1))
-                hypotheses.append((parts, 0.75 ** max(0, runs - 1), aspect < 1.0))
+                hypotheses.append((parts, CROSSING_FACTOR ** max(0, runs - 1)))
         if 2 <= len(cand.contours) <= 4:  # pieces: one apart from the rest
             for cnt in cand.contours:
                 bx, by, bw, bh = cv2.boundingRect(cnt)
@@ -416,7 +415,7 @@ class DigitReader:
                 ]
                 if all(p is not None for p in parts) and _balanced(parts, cand):
                     parts.sort(key=lambda p: p.box[0])
-                    hypotheses.append((parts, 1.0, False))
+                    hypotheses.append((parts, 1.0))
         return hypotheses
 
     def _part(self, cand: _Candidate, ink: np.ndarray) -> _Candidate | None:
@@ -427,7 +426,7 @@ class DigitReader:
         if len(ys) < 4:
             return None
         y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-        if y1 - y0 < 0.7 * h or x1 - x0 < 2:
+        if y1 - y0 < MIN_PART_HEIGHT * h or x1 - x0 < 2:
             return None
         part = np.ascontiguousarray(ink[y0:y1, x0:x1])
         box = (x + int(x0), y + int(y0), int(x1 - x0), int(y1 - y0))
@@ -455,8 +454,9 @@ class DigitReader:
 
     def _segment(self, cands: list[_Candidate], rejected: list) -> list[_Candidate]:
         """Segmentation by recognition: an over-wide candidate is replaced by the parts of its
-        most convincing split when the network is surer of the parts than of the whole (taking
-        the shape's plausibility into account); parts still too wide are tried once more."""
+        most convincing split when the parts read better than the whole (:func:`_parts_score`
+        against :func:`_to_beat`: confidence, the box's plausibility for the digit read, the
+        parts' heights); parts still too wide are tried once more."""
         c = self.config
         for _ in range(2):
             trials = []
@@ -464,23 +464,28 @@ class DigitReader:
                 x, y, w, h = cand.box
                 limit = c.split_aspect if cand.depth == 0 else max(1.0, c.split_aspect)
                 # A split's score is at most 1: a whole that no split can beat is not cut (most
-                # single digits, read surely; this keeps the webcam's frame rate).
-                if c.split and w > limit * h and cand.depth < 2 and _to_beat(cand) < 1.0:
-                    hypotheses = self._split_hypotheses(cand)
+                # single digits, read surely; this keeps the webcam's frame rate). Nor is one
+                # shorter than MNIST's 20-pixel box: its parts would be scraps of a few pixels,
+                # enlarged, which the network reads surely and wrongly.
+                tall = h >= MIN_SPLIT_HEIGHT
+                if c.split and tall and w > limit * h and cand.depth < 2 and _to_beat(cand) < 1.0:
+                    # Only the cuts that could win are read (the frame rate, again).
+                    hypotheses = [
+                        (parts, factor)
+                        for parts, factor in self._split_hypotheses(cand)
+                        if factor * _score_bound(parts, cand) > _to_beat(cand)
+                    ]
                     if hypotheses:
                         trials.append((i, hypotheses))
             if not trials:
                 break
-            self._classify([p for _, hyps in trials for parts, *_ in hyps for p in parts])
+            self._classify([p for _, hyps in trials for parts, _ in hyps for p in parts])
             replaced = {}
             for i, hypotheses in trials:
                 cand = cands[i]
                 best, best_score = None, _to_beat(cand)
-                for parts, factor, _ in hypotheses:
-                    score = factor * min(
-                        p.confidence * _shape_plausibility(p.box, int(p.probabilities.argmax()))
-                        for p in parts
-                    )
+                for parts, factor in hypotheses:
+                    score = factor * _parts_score(parts, cand)
                     if score > best_score:
                         best, best_score = parts, score
                 if best is not None:
@@ -677,27 +682,66 @@ ASPECT_PERCENTILES = {
 }
 
 
+# Segmentation by recognition weighs every reading (of a whole candidate, of a part of it) by
+# how plausible its box is for the digit read. The network reads halves of one digit surely, and
+# two touching digits as one digit just as surely: its confidence alone cannot choose.
+MIN_SPLIT_HEIGHT = 20  # pixels: shorter candidates are read whole (MNIST's digits are 20 tall)
+MIN_PLAUSIBILITY = 0.05  # a box far wider than its digit ever is: nearly no evidence left
+CROSSING_FACTOR = 0.85  # a cut's parts weigh this much less for every stroke past the first
+MIN_PART_HEIGHT = 0.7  # a part of a split shorter than this fraction of the whole is a scrap
+FULL_HEIGHT = 0.9  # digits of a row are about as tall as each other: a part this tall is whole
+SHORT_WEIGHT = 0.5  # ... and one MIN_PART_HEIGHT as tall (the shortest kept) weighs half as much
+
+
 def _shape_plausibility(box: Box, digit: int) -> float:
     """1 for a box no wider (relative to its height) than 90% of MNIST's ``digit``s, falling
-    linearly to 0.75 at their 99th percentile and on to 0.3 (gently: a digit written wide, or
-    rotated, is still one digit)."""
+    linearly, 0.25 for every step from their 90th to their 99th percentile, down to
+    ``MIN_PLAUSIBILITY``: a digit written a little wide, or rotated, is still one digit; one
+    several steps wider than MNIST's widest is two."""
     p90, p99 = ASPECT_PERCENTILES[digit]
     aspect = box[2] / float(max(box[3], 1))
-    return float(np.clip(1.0 - 0.25 * (aspect - p90) / (p99 - p90), 0.3, 1.0))
+    return float(np.clip(1.0 - 0.25 * (aspect - p90) / (p99 - p90), MIN_PLAUSIBILITY, 1.0))
+
+
+def _height_weight(part: _Candidate, whole: _Candidate) -> float:
+    """1 for a part at least ``FULL_HEIGHT`` of its whole's height, falling linearly to
+    ``SHORT_WEIGHT`` at ``MIN_PART_HEIGHT`` (the shortest part a split keeps): two touching
+    digits of one row are both about as tall as the box holding them, while a cut through one
+    digit often leaves a shorter piece (the arc of a 0, the stem of a 4)."""
+    ratio = part.box[3] / float(max(whole.box[3], 1))
+    fall = (FULL_HEIGHT - ratio) / (FULL_HEIGHT - MIN_PART_HEIGHT)
+    return float(np.clip(1.0 - (1.0 - SHORT_WEIGHT) * fall, SHORT_WEIGHT, 1.0))
+
+
+def _parts_score(parts: list[_Candidate], whole: _Candidate) -> float:
+    """How convincing a reading of ``whole`` as ``parts`` is, in [0, 1]: the product of the
+    parts' confidences, each weighed by its box's plausibility for the digit it reads and by
+    its height (:func:`_height_weight`). A product, not the least of them: two parts read at
+    0.8 are less sure than one."""
+    score = 1.0
+    for part in parts:
+        digit = int(part.probabilities.argmax())
+        plausible = _shape_plausibility(part.box, digit) * _height_weight(part, whole)
+        score *= part.confidence * plausible
+    return score
+
+
+def _score_bound(parts: list[_Candidate], whole: _Candidate) -> float:
+    """The most :func:`_parts_score` can give ``parts``, whatever the network reads them as:
+    known before reading them (each part's box at its most plausible digit, its height)."""
+    bound = 1.0
+    for part in parts:
+        widest = max(_shape_plausibility(part.box, digit) for digit in ASPECT_PERCENTILES)
+        bound *= widest * _height_weight(part, whole)
+    return bound
 
 
 def _to_beat(cand: _Candidate) -> float:
-    """The score a split of ``cand`` must exceed (a split scores the least of its parts'
-    confidences, each weighed like the whole's, times a factor for crossed strokes).
-
-    The network reads halves of one digit with confidence too, and a pair of touching digits
-    as one: so each reading is weighed by how plausible its box's shape is for the digit it reads
-    (MNIST's widths per digit), and a split of a box less than 1.3 times wider than tall must win
-    by a wide margin (a slanted or rotated digit is often that wide; touching pairs mostly
-    wider). Never less than 0.5."""
+    """The score a split of ``cand`` must exceed (:func:`_parts_score` times a factor for
+    crossed strokes): the whole's confidence weighed by how plausible its box is for the digit
+    it reads, never less than 0.5 (a split needs two fairly sure readings)."""
     whole = cand.confidence * _shape_plausibility(cand.box, int(cand.probabilities.argmax()))
-    margin = 0.3 if cand.box[2] < 1.3 * cand.box[3] else 0.0
-    return max(whole + margin, 0.5)
+    return max(whole, 0.5)
 
 
 def _prefer_lone(result: FrameResult, lone: FrameResult, shape) -> bool:
@@ -768,15 +812,17 @@ def _cut_paths(ink: np.ndarray) -> list[np.ndarray]:
     n_seeds, k = columns.shape
     cost = band[:, 0].copy()
     moves = np.zeros((h, n_seeds, k), np.int8)
-    pad = np.full((n_seeds, 1), np.inf, np.float32)
     step = np.float32(0.01)
+    # The cost of arriving from the left and from the right neighbour; their edges stay inf.
+    left = np.full((n_seeds, k), np.inf, np.float32)
+    right = np.full((n_seeds, k), np.inf, np.float32)
     for r in range(1, h):
-        left = np.concatenate([pad, cost[:, :-1] + step], axis=1)
-        right = np.concatenate([cost[:, 1:] + step, pad], axis=1)
-        stacked = np.stack([left, cost, right])  # (3, S, K)
-        choice = stacked.argmin(axis=0)
-        moves[r] = choice - 1
-        cost = np.take_along_axis(stacked, choice[None], axis=0)[0] + band[:, r]
+        np.add(cost[:, :-1], step, out=left[:, 1:])
+        np.add(cost[:, 1:], step, out=right[:, :-1])
+        best = np.minimum(np.minimum(left, cost), right)
+        # Ties go left, then straight on: the first of (left, straight, right).
+        moves[r] = np.where(left == best, -1, np.where(cost == best, 0, 1))
+        cost = best + band[:, r]
     position = cost.argmin(axis=1)  # (S,)
     ok = np.isfinite(cost[np.arange(n_seeds), position])
     paths = np.empty((n_seeds, h), np.int64)
