@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -233,26 +232,35 @@ def xvfb_display():
 
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (apt-get install xvfb)")
-    number = next(n for n in range(99, 200) if not Path(f"/tmp/.X{n}-lock").exists())
+    # Xvfb picks a free display itself and writes its number to our pipe (-displayfd): two test
+    # runs at once cannot choose the same one, as they could by looking for lock files.
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        pass_fds=(write_end,),
+    )
+    os.close(write_end)
+    with os.fdopen(read_end) as announced:
+        number = announced.readline().strip()  # once the server is ready for clients
+    if not number.isdigit():
+        server.kill()
+        pytest.skip("Xvfb did not start")
     display = f":{number}"
     saved = os.environ.get("DISPLAY")
     os.environ["DISPLAY"] = display
     try:
-        if problem := window_problem():
-            pytest.skip(problem)
+        problem = window_problem()
     finally:
         if saved is None:
             del os.environ["DISPLAY"]
         else:
             os.environ["DISPLAY"] = saved
-    server = subprocess.Popen(
-        ["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not Path(f"/tmp/.X11-unix/X{number}").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    if problem:
+        server.terminate()
+        server.wait(timeout=10)
+        pytest.skip(problem)
     try:
         yield display
     finally:
