@@ -1,4 +1,8 @@
-"""``python -m scratchcnn.score``: the command lives in :mod:`scratchcnn.reader.score`."""
+"""Score a reader's JSON lines against a rendered video's truth: digits found, read, spurious.
+
+``python -m scratchcnn.score TRUTH.json DETECTIONS.jsonl``: the command lives in
+:mod:`scratchcnn.reader.score`.
+"""
 
 import sys
 

@@ -29,6 +29,8 @@ def test_python_m_scratchcnn_lists_every_command_with_a_summary():
     listed = dict(re.findall(r"^  python -m scratchcnn\.(\w+) +(\S.*)$", result.stdout, re.M))
     assert set(listed) == command_modules()
     assert all(len(summary) > 10 for summary in listed.values()), listed
+    # A summary says what the command does, not where its code lives.
+    assert not [s for s in listed.values() if re.search(r"python -m|lives in|:mod:", s)], listed
     assert re.search(r"^  python examples/webcam\.py +\S", result.stdout, re.M)
 
 
