@@ -228,27 +228,11 @@ def score(case: list[dict], lines: list[dict]) -> dict:
 
 def counts_correct(truth, detections, min_iou: float = 0.5) -> set[int]:
     """Indices of ``truth`` matched (greedily by IoU, as MatchCounts does) and read right."""
-    from scratchcnn.reader.synthetic import iou
+    from scratchcnn.reader.synthetic import match_boxes
 
-    pairs = sorted(
-        (
-            (iou(t.box, tuple(d["box"])), i, j)
-            for i, t in enumerate(truth)
-            for j, d in enumerate(detections)
-        ),
-        reverse=True,
-    )
-    used_t, used_d, correct = set(), set(), set()
-    for overlap, i, j in pairs:
-        if overlap < min_iou:
-            break
-        if i in used_t or j in used_d:
-            continue
-        used_t.add(i)
-        used_d.add(j)
-        if detections[j]["digit"] == truth[i].digit:
-            correct.add(i)
-    return correct
+    boxes = [tuple(d["box"]) for d in detections]
+    matches = match_boxes([t.box for t in truth], boxes, min_iou)
+    return {i for i, j in matches if detections[j]["digit"] == truth[i].digit}
 
 
 def run(args) -> dict:

@@ -110,8 +110,14 @@ def from_keras_weights(model: Sequential, weights: Sequence[np.ndarray]) -> Sequ
     wrong length or an array of the wrong shape raises ValueError naming the layer and the
     expected shapes, and leaves the model unchanged.
     """
-    specs = _keras_specs(model)
-    weights = [np.asarray(w) for w in weights]
+
+    def convert(i: int, layer: Layer, name: str, array: np.ndarray) -> np.ndarray:
+        if name == "weight" and isinstance(layer, Conv2D):
+            return array.transpose(3, 2, 0, 1)
+        chw = _flattened_from(model, i) if name == "weight" else None
+        return array if chw is None else _dense_nhwc_to_nchw(array, chw)
+
+    specs, weights = _keras_specs(model), [np.asarray(w) for w in weights]
     if len(weights) != len(specs):
         expected = ", ".join(str(shape) for *_, shape in specs)
         got = ", ".join(str(w.shape) for w in weights)
@@ -119,21 +125,24 @@ def from_keras_weights(model: Sequential, weights: Sequence[np.ndarray]) -> Sequ
             f"Keras weights do not match this model: expected {len(specs)} arrays [{expected}], "
             f"got {len(weights)} [{got}]; build the Keras model with the same architecture"
         )
+    return _assign(model, specs, weights, "Keras", " (channels last)", convert)
+
+
+def _assign(model: Sequential, specs, weights, system: str, layout: str, convert) -> Sequential:
+    """Check each of ``weights`` (as many as ``specs``) against ``specs`` ((layer index, layer,
+    parameter name, shape) in the other framework's order); convert each array to scratchcnn's
+    layout with ``convert(i, layer, name, array)``; and only once all fit, copy them into the
+    model's parameters in place (keeping the arrays' identities). ``system`` and ``layout`` name
+    the framework and its layout in the error messages."""
     converted = []
     for k, ((i, layer, name, shape), array) in enumerate(zip(specs, weights, strict=True)):
         if array.shape != shape:
             raise ValueError(
-                f"Keras weight {k} does not fit layer {i} ({type(layer).__name__}) {name}: "
-                f"expected shape {shape} (channels last), got {array.shape}"
+                f"{system} weight {k} does not fit layer {i} ({type(layer).__name__}) {name}: "
+                f"expected shape {shape}{layout}, got {array.shape}"
             )
-        if name == "weight" and isinstance(layer, Conv2D):
-            array = array.transpose(3, 2, 0, 1)
-        elif name == "weight":
-            chw = _flattened_from(model, i)
-            if chw is not None:
-                array = _dense_nhwc_to_nchw(array, chw)
-        converted.append((layer.params[name], array))
-    for param, array in converted:  # only once everything fitted; in place, keeping identities
+        converted.append((layer.params[name], convert(i, layer, name, array)))
+    for param, array in converted:
         param.data[...] = array
     return model
 
@@ -173,23 +182,14 @@ def from_torch_weights(model: Sequential, weights: Sequence[np.ndarray]) -> Sequ
     """Load arrays in :func:`to_torch_weights`'s order and layout (e.g.
     ``[p.detach().numpy() for p in torch_model.parameters()]``) into ``model`` in place; return
     it. A wrong count or shape raises ValueError naming the layer, leaving the model unchanged."""
-    specs = _torch_specs(model)
-    weights = [np.asarray(w) for w in weights]
+
+    def convert(i: int, layer: Layer, name: str, array: np.ndarray) -> np.ndarray:
+        return array.T if name == "weight" and isinstance(layer, Dense) else array
+
+    specs, weights = _torch_specs(model), [np.asarray(w) for w in weights]
     if len(weights) != len(specs):
         raise ValueError(
             f"PyTorch weights do not match this model: expected {len(specs)} arrays, "
             f"got {len(weights)}; build the PyTorch model with the same architecture"
         )
-    converted = []
-    for k, ((i, layer, name, shape), array) in enumerate(zip(specs, weights, strict=True)):
-        if array.shape != shape:
-            raise ValueError(
-                f"PyTorch weight {k} does not fit layer {i} ({type(layer).__name__}) {name}: "
-                f"expected shape {shape}, got {array.shape}"
-            )
-        if name == "weight" and isinstance(layer, Dense):
-            array = array.T
-        converted.append((layer.params[name], array))
-    for param, array in converted:
-        param.data[...] = array
-    return model
+    return _assign(model, specs, weights, "PyTorch", "", convert)

@@ -21,9 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from scratchcnn.reader.boxes import quarter_turn_points
-
-Box = tuple[int, int, int, int]
+from scratchcnn.reader.boxes import Box, quarter_turn_points
 
 
 @dataclass(frozen=True)
@@ -446,28 +444,32 @@ class MatchCounts:
             (tuple(d["box"]), d["digit"]) if isinstance(d, dict) else (tuple(d.box), d.digit)
             for d in detections
         ]
-        pairs = sorted(
-            (
-                (iou(t.box, box), i, j)
-                for i, t in enumerate(truth)
-                for j, (box, _) in enumerate(found)
-            ),
-            reverse=True,
-        )
-        used_t, used_d = set(), set()
-        for overlap, i, j in pairs:
-            if overlap < min_iou:
-                break
-            if i in used_t or j in used_d:
-                continue
-            used_t.add(i)
-            used_d.add(j)
-            self.correct += int(found[j][1] == truth[i].digit)
+        matches = match_boxes([t.box for t in truth], [box for box, _ in found], min_iou)
+        self.correct += sum(found[j][1] == truth[i].digit for i, j in matches)
         self.truths += len(truth)
         self.detections += len(found)
-        self.matched += len(used_t)
-        self.false_positives += len(found) - len(used_d)
+        self.matched += len(matches)
+        self.false_positives += len(found) - len(matches)
         return self
+
+
+def match_boxes(truth_boxes: list[Box], found_boxes: list[Box], min_iou: float = 0.5):
+    """Pairs ``(i, j)`` of a true box and a found one, matched greedily from the highest IoU
+    down, each box at most once, none below ``min_iou``."""
+    pairs = sorted(
+        ((iou(t, f), i, j) for i, t in enumerate(truth_boxes) for j, f in enumerate(found_boxes)),
+        reverse=True,
+    )
+    used_t, used_f, matches = set(), set(), []
+    for overlap, i, j in pairs:
+        if overlap < min_iou:
+            break
+        if i in used_t or j in used_f:
+            continue
+        used_t.add(i)
+        used_f.add(j)
+        matches.append((i, j))
+    return matches
 
 
 def write_video(path, frames, fps: float = 15.0) -> Path:

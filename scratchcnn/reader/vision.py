@@ -468,22 +468,25 @@ class DigitReader:
                 # shorter than MNIST's 20-pixel box: its parts would be scraps of a few pixels,
                 # enlarged, which the network reads surely and wrongly.
                 tall = h >= MIN_SPLIT_HEIGHT
-                if c.split and tall and w > limit * h and cand.depth < 2 and _to_beat(cand) < 1.0:
+                if not (c.split and tall and w > limit * h and cand.depth < 2):
+                    continue
+                to_beat = _to_beat(cand)
+                if to_beat < 1.0:
                     # Only the cuts that could win are read (the frame rate, again).
                     hypotheses = [
                         (parts, factor)
                         for parts, factor in self._split_hypotheses(cand)
-                        if factor * _score_bound(parts, cand) > _to_beat(cand)
+                        if factor * _score_bound(parts, cand) > to_beat
                     ]
                     if hypotheses:
-                        trials.append((i, hypotheses))
+                        trials.append((i, hypotheses, to_beat))
             if not trials:
                 break
-            self._classify([p for _, hyps in trials for parts, _ in hyps for p in parts])
+            self._classify([p for _, hyps, _ in trials for parts, _ in hyps for p in parts])
             replaced = {}
-            for i, hypotheses in trials:
+            for i, hypotheses, to_beat in trials:
                 cand = cands[i]
-                best, best_score = None, _to_beat(cand)
+                best, best_score = None, to_beat
                 for parts, factor in hypotheses:
                     score = factor * _parts_score(parts, cand)
                     if score > best_score:
