@@ -470,27 +470,26 @@ class DigitReader:
                 tall = h >= MIN_SPLIT_HEIGHT
                 if not (c.split and tall and w > limit * h and cand.depth < 2):
                     continue
-                to_beat = _to_beat(cand)
-                if to_beat < 1.0:
-                    # Only the cuts that could win are read (the frame rate, again).
-                    hypotheses = [
-                        (parts, factor)
-                        for parts, factor in self._split_hypotheses(cand)
-                        if factor * _score_bound(parts, cand) > to_beat
-                    ]
-                    if hypotheses:
-                        trials.append((i, hypotheses, to_beat))
+                # Only the cuts that could win are read (the frame rate, again).
+                lowest = min(_to_beat(cand), KEEPS_READING_TO_BEAT)
+                hypotheses = [
+                    (parts, factor)
+                    for parts, factor in self._split_hypotheses(cand)
+                    if factor * _score_bound(parts, cand) > lowest
+                ]
+                if hypotheses:
+                    trials.append((i, hypotheses))
             if not trials:
                 break
-            self._classify([p for _, hyps, _ in trials for parts, _ in hyps for p in parts])
+            self._classify([p for _, hyps in trials for parts, _ in hyps for p in parts])
             replaced = {}
-            for i, hypotheses, to_beat in trials:
+            for i, hypotheses in trials:
                 cand = cands[i]
-                best, best_score = None, to_beat
+                best, best_margin = None, 0.0
                 for parts, factor in hypotheses:
-                    score = factor * _parts_score(parts, cand)
-                    if score > best_score:
-                        best, best_score = parts, score
+                    margin = factor * _parts_score(parts, cand) - _split_to_beat(cand, parts)
+                    if margin > best_margin:
+                        best, best_margin = parts, margin
                 if best is not None:
                     replaced[i] = best
                     rejected.append((cand.box, "split"))
@@ -689,6 +688,8 @@ ASPECT_PERCENTILES = {
 # how plausible its box is for the digit read. The network reads halves of one digit surely, and
 # two touching digits as one digit just as surely: its confidence alone cannot choose.
 MIN_SPLIT_HEIGHT = 20  # pixels: shorter candidates are read whole (MNIST's digits are 20 tall)
+KEEPS_READING_TO_BEAT = 0.82  # a split keeping the whole's digit beats this (two readings near
+# 1.0 across one stroke, or across two with both at 0.96 or more)
 MIN_PLAUSIBILITY = 0.05  # a box far wider than its digit ever is: nearly no evidence left
 CROSSING_FACTOR = 0.85  # a cut's parts weigh this much less for every stroke past the first
 MIN_PART_HEIGHT = 0.7  # a part of a split shorter than this fraction of the whole is a scrap
@@ -745,6 +746,19 @@ def _to_beat(cand: _Candidate) -> float:
     it reads, never less than 0.5 (a split needs two fairly sure readings)."""
     whole = cand.confidence * _shape_plausibility(cand.box, int(cand.probabilities.argmax()))
     return max(whole, 0.5)
+
+
+def _split_to_beat(whole: _Candidate, parts: list[_Candidate]) -> float:
+    """The score a split of ``whole`` into ``parts`` must exceed: :func:`_to_beat`, or at most
+    ``KEEPS_READING_TO_BEAT`` when a part reads the digit the whole reads. The network reads a
+    "1" leaning on an "8" as that "8", surely; cut apart, the "8" is still read and a "1" more.
+    The whole's confidence is then no evidence against the split, which needs two near-certain
+    readings instead."""
+    to_beat = _to_beat(whole)
+    digit = int(whole.probabilities.argmax())
+    if any(int(part.probabilities.argmax()) == digit for part in parts):
+        return min(to_beat, KEEPS_READING_TO_BEAT)
+    return to_beat
 
 
 def _prefer_lone(result: FrameResult, lone: FrameResult, shape) -> bool:
