@@ -65,10 +65,10 @@ def sheets(mnist_test_set):
 # -- touching digits ---------------------------------------------------------------------------
 @pytest.mark.slow
 def test_touching_pairs_are_read_as_two_digits(sheets, digit_model):
-    """Pairs whose inks touch: read as two correct digits in most cases now (84% with this
-    one-epoch LeNet-5, 72% before the split weighed its parts' heights and a whole's width
-    below 1.3 times its height), in almost none without segmentation by recognition (the box
-    of both is read as one digit)."""
+    """Pairs whose inks touch: read as two correct digits in most cases now (86% with this
+    one-epoch LeNet-5; 84% before a split whose part reads the whole's digit had only 0.84 to
+    beat, 72% before the split weighed its parts' heights), in almost none without segmentation
+    by recognition (the box of both is read as one digit)."""
     rng = np.random.default_rng(11)
     n = len(sheets.images)
     frames = []
@@ -91,7 +91,7 @@ def test_touching_pairs_are_read_as_two_digits(sheets, digit_model):
     print(f"touching pairs read as two correct digits: {results}")
     assert pairs >= 80
     assert results[False] <= 0.1
-    assert results[True] >= 0.8, results  # issue #14 asks 0.9: see benchmarks/reader_cases.py
+    assert results[True] >= 0.84, results  # issue #14 asks 0.9: see benchmarks/reader_cases.py
 
 
 class ShapeModel:
@@ -121,6 +121,21 @@ def test_a_one_leaning_on_a_ring_is_read_as_two_digits_a_lone_ring_as_one():
     one, zero, ring = (d.box for d in result.detections)
     assert one[0] + one[2] <= zero[0] + 6 and zero[2] > 5 * one[2]
     assert ring[2] >= 95 and [reason for _, reason in result.rejected] == ["split"]
+
+
+def test_a_one_leaning_on_a_digit_read_surely_as_that_digit_is_still_cut_off():
+    """The network reads a "1" touching a "0" as that "0" just as surely as the "0" alone (the
+    box is no wider than a "0" often is): the whole's confidence is no evidence against a split
+    whose part reads the same digit, and two sure readings across one stroke win."""
+    frame = np.full((300, 400), 235, np.uint8)
+    cv2.line(frame, (36, 114), (36, 46), 20, 9)  # a "1" ...
+    cv2.line(frame, (40, 80), (50, 80), 20, 3)  # ... its pen still on the paper ...
+    cv2.ellipse(frame, (80, 80), (28, 34), 0, 0, 360, 20, 7)  # ... touching a narrow "0"
+    cv2.ellipse(frame, (220, 80), (28, 34), 0, 0, 360, 20, 7)  # the same "0" alone
+    result = DigitReader(ShapeModel()).read(frame)
+    whole = result.detections[0].box if result.detections else None
+    assert [d.digit for d in result.detections] == [1, 0, 0], whole
+    assert [reason for _, reason in result.rejected] == ["split"]
 
 
 def test_touching_shapes_shorter_than_mnist_digits_are_not_cut(monkeypatch):

@@ -455,8 +455,9 @@ class DigitReader:
     def _segment(self, cands: list[_Candidate], rejected: list) -> list[_Candidate]:
         """Segmentation by recognition: an over-wide candidate is replaced by the parts of its
         most convincing split when the parts read better than the whole (:func:`_parts_score`
-        against :func:`_to_beat`: confidence, the box's plausibility for the digit read, the
-        parts' heights); parts still too wide are tried once more."""
+        against :func:`_split_to_beat`: confidence, the box's plausibility for the digit read,
+        the parts' heights, and whether a part reads the whole's digit); parts still too wide
+        are tried once more."""
         c = self.config
         for _ in range(2):
             trials = []
@@ -485,9 +486,12 @@ class DigitReader:
             replaced = {}
             for i, hypotheses in trials:
                 cand = cands[i]
+                to_beat, digit = _to_beat(cand), int(cand.probabilities.argmax())
                 best, best_margin = None, 0.0
                 for parts, factor in hypotheses:
-                    margin = factor * _parts_score(parts, cand) - _split_to_beat(cand, parts)
+                    margin = factor * _parts_score(parts, cand) - _split_to_beat(
+                        to_beat, digit, parts
+                    )
                     if margin > best_margin:
                         best, best_margin = parts, margin
                 if best is not None:
@@ -688,8 +692,8 @@ ASPECT_PERCENTILES = {
 # how plausible its box is for the digit read. The network reads halves of one digit surely, and
 # two touching digits as one digit just as surely: its confidence alone cannot choose.
 MIN_SPLIT_HEIGHT = 20  # pixels: shorter candidates are read whole (MNIST's digits are 20 tall)
-KEEPS_READING_TO_BEAT = 0.82  # a split keeping the whole's digit beats this (two readings near
-# 1.0 across one stroke, or across two with both at 0.96 or more)
+KEEPS_READING_TO_BEAT = 0.84  # what a split whose part reads the whole's digit must score: two
+# sure readings across one stroke (0.92 each), or nearly certain ones across two (0.995 each)
 MIN_PLAUSIBILITY = 0.05  # a box far wider than its digit ever is: nearly no evidence left
 CROSSING_FACTOR = 0.85  # a cut's parts weigh this much less for every stroke past the first
 MIN_PART_HEIGHT = 0.7  # a part of a split shorter than this fraction of the whole is a scrap
@@ -748,14 +752,12 @@ def _to_beat(cand: _Candidate) -> float:
     return max(whole, 0.5)
 
 
-def _split_to_beat(whole: _Candidate, parts: list[_Candidate]) -> float:
-    """The score a split of ``whole`` into ``parts`` must exceed: :func:`_to_beat`, or at most
-    ``KEEPS_READING_TO_BEAT`` when a part reads the digit the whole reads. The network reads a
-    "1" leaning on an "8" as that "8", surely; cut apart, the "8" is still read and a "1" more.
-    The whole's confidence is then no evidence against the split, which needs two near-certain
-    readings instead."""
-    to_beat = _to_beat(whole)
-    digit = int(whole.probabilities.argmax())
+def _split_to_beat(to_beat: float, digit: int, parts: list[_Candidate]) -> float:
+    """The score a split into ``parts`` of a whole read as ``digit`` must exceed: the whole's
+    ``to_beat`` (:func:`_to_beat`), or at most ``KEEPS_READING_TO_BEAT`` when a part reads that
+    same digit. The network reads a "1" leaning on an "8" as that "8", surely; cut apart, the "8"
+    is still read, and a "1" more. The whole's confidence is then no evidence against the split,
+    which needs two sure readings instead."""
     if any(int(part.probabilities.argmax()) == digit for part in parts):
         return min(to_beat, KEEPS_READING_TO_BEAT)
     return to_beat
