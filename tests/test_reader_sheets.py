@@ -168,6 +168,32 @@ def test_a_cut_between_two_touching_shapes_follows_the_contact():
     assert any(44 <= np.median(p) <= 54 for p in paths)  # one goes through the contact
 
 
+def test_a_cut_through_the_contact_alone_leaves_other_strokes_whole():
+    """A "1" touching a ring whose tail runs left under the "1"'s foot: a path between them
+    crosses the contact and the tail. Its own split would cut the tail off; cutting the contact
+    alone parts the ink into the "1" and the ring with all of its tail."""
+    from scratchcnn.reader.vision import _contact_cuts
+
+    ink = np.zeros((90, 90), np.float32)
+    cv2.line(ink, (30, 10), (30, 68), 1.0, 5)  # a "1"
+    cv2.circle(ink, (57, 40), 23, 1.0, 5)  # touching a ring at its left
+    cv2.line(ink, (57, 63), (57, 78), 1.0, 5)  # whose tail runs down ...
+    cv2.line(ink, (57, 78), (8, 78), 1.0, 5)  # ... and left, under the "1"
+    strokes = ink > 0.25
+    path = np.full(90, 33)  # crosses the contact (rows 10-70) and the tail (rows 75-80)
+    [(left, right)] = _contact_cuts(ink, strokes, path)
+    ys, xs = np.nonzero(left > 0.25)
+    assert xs.max() <= 34 and ys.max() <= 71  # the "1" alone
+    ys, xs = np.nonzero(right > 0.25)
+    assert xs.min() <= 6 and ys.max() >= 80  # the ring, its tail whole
+    shared = np.nonzero((left > 0.25) & (right > 0.25))[1]
+    assert set(shared.tolist()) <= {33}  # they share the cut pixels alone
+    # A path crossing one ring twice: cutting either crossing leaves it in one piece.
+    ring = np.zeros((60, 60), np.float32)
+    cv2.circle(ring, (30, 30), 20, 1.0, 5)
+    assert _contact_cuts(ring, ring > 0.25, np.full(60, 30)) == []
+
+
 # -- sizes -------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_ten_pixel_digits_are_read_on_a_sheet_of_them(sheets, digit_model):
