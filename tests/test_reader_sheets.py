@@ -181,17 +181,17 @@ def test_a_cut_through_the_contact_alone_leaves_other_strokes_whole():
     cv2.line(ink, (57, 78), (8, 78), 1.0, 5)  # ... and left, under the "1"
     strokes = ink > 0.25
     path = np.full(90, 33)  # crosses the contact (rows 10-70) and the tail (rows 75-80)
-    [(left, right)] = _contact_cuts(ink, strokes, path)
-    ys, xs = np.nonzero(left > 0.25)
+    [(left, right)] = _contact_cuts(strokes, [path])
+    ys, xs = np.nonzero(left)
     assert xs.max() <= 34 and ys.max() <= 71  # the "1" alone
-    ys, xs = np.nonzero(right > 0.25)
+    ys, xs = np.nonzero(right)
     assert xs.min() <= 6 and ys.max() >= 80  # the ring, its tail whole
-    shared = np.nonzero((left > 0.25) & (right > 0.25))[1]
-    assert set(shared.tolist()) <= {33}  # they share the cut pixels alone
+    assert not np.any(left & right)
+    assert set(np.nonzero(strokes & ~left & ~right)[1].tolist()) == {33}  # the cut alone
     # A path crossing one ring twice: cutting either crossing leaves it in one piece.
     ring = np.zeros((60, 60), np.float32)
     cv2.circle(ring, (30, 30), 20, 1.0, 5)
-    assert _contact_cuts(ring, ring > 0.25, np.full(60, 30)) == []
+    assert _contact_cuts(ring > 0.25, [np.full(60, 30)]) == []
 
 
 # -- sizes -------------------------------------------------------------------------------------

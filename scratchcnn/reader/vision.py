@@ -382,32 +382,37 @@ class DigitReader:
         return grown[y : y + h, x : x + w]
 
     # -- segmentation by recognition --------------------------------------------------------------
-    def _split_hypotheses(self, cand: _Candidate) -> list[tuple[list[_Candidate], float]]:
+    def _split_hypotheses(
+        self, cand: _Candidate, lowest: float = 0.0
+    ) -> list[tuple[list[_Candidate], float]]:
         """Ways to read an over-wide candidate as two digits: ``(parts, factor)`` for cuts along
         the thinnest path through the ink near the lowest-ink columns, for cuts through one of
         the strokes such a path crosses that part the ink alone (:func:`_contact_cuts`), and for
         separating its pieces (a digit-sized shape merged with its neighbour). ``factor`` (at
-        most 1) weighs the parts' readings down for a cut that crosses several strokes."""
+        most 1) weighs the parts' readings down for a cut that crosses several strokes. A cut
+        through a contact whose parts could not score above ``lowest`` (:func:`_score_bound`,
+        from their boxes) is not made."""
         x, y, w, h = cand.box
-        hypotheses = []
+        hypotheses, splits = [], []
         strokes = cand.ink > 0.25
         columns = np.arange(w)[None, :]
-        for path in _cut_paths(cand.ink):
+        paths = _cut_paths(cand.ink)
+        for path in paths:
             # Touching digits meet at one place; a cut through one digit crosses two or more
             # strokes (the top and bottom of a 0, a 2's arc and its base).
             crossed = strokes[np.arange(h), path].astype(np.int8)
             runs = int(crossed[0]) + int(np.count_nonzero(np.diff(crossed) == 1))
             left = np.where(columns < path[:, None], cand.ink, 0.0).astype(np.float32)
             right = np.where(columns >= path[:, None], cand.ink, 0.0).astype(np.float32)
-            splits = [((left, right), CROSSING_FACTOR ** max(0, runs - 1))]
-            if runs >= 2:
-                splits += [
-                    (inks, CONTACT_FACTOR) for inks in _contact_cuts(cand.ink, strokes, path)
-                ]
-            for inks, factor in splits:
-                parts = [self._part(cand, ink) for ink in inks]
-                if all(p is not None for p in parts) and _balanced(parts, cand):
-                    hypotheses.append((parts, factor))
+            splits.append(((left, right), CROSSING_FACTOR ** max(0, runs - 1)))
+        for pieces in _contact_cuts(strokes, paths):
+            boxes = [cv2.boundingRect(piece.view(np.uint8)) for piece in pieces]
+            if CONTACT_FACTOR * _score_bound(boxes, h) > lowest:
+                splits.append((_piece_inks(cand.ink, pieces), CONTACT_FACTOR))
+        for inks, factor in splits:
+            parts = [self._part(cand, ink) for ink in inks]
+            if all(p is not None for p in parts) and _balanced(parts, cand):
+                hypotheses.append((parts, factor))
         if 2 <= len(cand.contours) <= 4:  # pieces: one apart from the rest
             for cnt in cand.contours:
                 bx, by, bw, bh = cv2.boundingRect(cnt)
@@ -482,8 +487,8 @@ class DigitReader:
                 lowest = min(_to_beat(cand), KEEPS_READING_TO_BEAT)
                 hypotheses = [
                     (parts, factor)
-                    for parts, factor in self._split_hypotheses(cand)
-                    if factor * _score_bound(parts, cand) > lowest
+                    for parts, factor in self._split_hypotheses(cand, lowest)
+                    if factor * _score_bound([p.box for p in parts], h) > lowest
                 ]
                 if hypotheses:
                     trials.append((i, hypotheses))
@@ -717,17 +722,17 @@ def _shape_plausibility(box: Box, digit: int) -> float:
     several steps wider than MNIST's widest is two."""
     p90, p99 = ASPECT_PERCENTILES[digit]
     aspect = box[2] / float(max(box[3], 1))
-    return float(np.clip(1.0 - 0.25 * (aspect - p90) / (p99 - p90), MIN_PLAUSIBILITY, 1.0))
+    return min(1.0, max(MIN_PLAUSIBILITY, 1.0 - 0.25 * (aspect - p90) / (p99 - p90)))
 
 
-def _height_weight(part: _Candidate, whole: _Candidate) -> float:
+def _height_weight(height: int, whole_height: int) -> float:
     """1 for a part at least ``FULL_HEIGHT`` of its whole's height, falling linearly to
     ``SHORT_WEIGHT`` at ``MIN_PART_HEIGHT`` (the shortest part a split keeps): two touching
     digits of one row are both about as tall as the box holding them, while a cut through one
     digit often leaves a shorter piece (the arc of a 0, the stem of a 4)."""
-    ratio = part.box[3] / float(max(whole.box[3], 1))
+    ratio = height / float(max(whole_height, 1))
     fall = (FULL_HEIGHT - ratio) / (FULL_HEIGHT - MIN_PART_HEIGHT)
-    return float(np.clip(1.0 - (1.0 - SHORT_WEIGHT) * fall, SHORT_WEIGHT, 1.0))
+    return min(1.0, max(SHORT_WEIGHT, 1.0 - (1.0 - SHORT_WEIGHT) * fall))
 
 
 def _parts_score(parts: list[_Candidate], whole: _Candidate) -> float:
@@ -738,18 +743,19 @@ def _parts_score(parts: list[_Candidate], whole: _Candidate) -> float:
     score = 1.0
     for part in parts:
         digit = int(part.probabilities.argmax())
-        plausible = _shape_plausibility(part.box, digit) * _height_weight(part, whole)
+        plausible = _shape_plausibility(part.box, digit) * _height_weight(part.box[3], whole.box[3])
         score *= part.confidence * plausible
     return score
 
 
-def _score_bound(parts: list[_Candidate], whole: _Candidate) -> float:
-    """The most :func:`_parts_score` can give ``parts``, whatever the network reads them as:
-    known before reading them (each part's box at its most plausible digit, its height)."""
+def _score_bound(boxes: list[Box], whole_height: int) -> float:
+    """The most :func:`_parts_score` can give parts with these ``boxes``, whatever the network
+    reads them as: known before reading them (each box at its most plausible digit, its
+    height against the whole's)."""
     bound = 1.0
-    for part in parts:
-        widest = max(_shape_plausibility(part.box, digit) for digit in ASPECT_PERCENTILES)
-        bound *= widest * _height_weight(part, whole)
+    for box in boxes:
+        widest = max(_shape_plausibility(box, digit) for digit in ASPECT_PERCENTILES)
+        bound *= widest * _height_weight(box[3], whole_height)
     return bound
 
 
@@ -867,51 +873,64 @@ def _cut_paths(ink: np.ndarray) -> list[np.ndarray]:
 
 
 def _contact_cuts(
-    ink: np.ndarray, strokes: np.ndarray, path: np.ndarray
+    strokes: np.ndarray, paths: list[np.ndarray]
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Splits of ``ink`` (float32 (h, w)) that cut only one of the strokes ``path`` (int (h,),
-    a column per row) crosses, as (left ink, right ink): those where that one cut alone parts
-    the ``strokes`` (bool (h, w)) into two pieces of at least 15% each.
+    """Splits of the ``strokes`` (bool (h, w)) that cut only one of the strokes a path (int
+    (h,), a column per row) of ``paths`` crosses, where it crosses two or more, as (left pieces,
+    right pieces) bool masks: those where that one cut alone parts the strokes into two pieces
+    of at least 15% each.
 
     There the digits touch, and the strokes crossing the path elsewhere stay whole with their
     own digit (the loop of a "9" reaching over the foot of the "1" beside it), where the path's
-    own split would cut them off. Smaller pieces go with the nearer of the two; the soft edges of
-    the strokes (ink below the stroke threshold) with the piece they border.
+    own split would cut them off. Smaller pieces go with the nearer of the two. A crossing
+    shared by several paths is cut once.
     """
-    h = len(path)
+    h = strokes.shape[0]
     rows = np.arange(h)
-    on = strokes[rows, path]
-    starts = np.flatnonzero(on & ~np.r_[False, on[:-1]])
-    ends = np.flatnonzero(on & ~np.r_[on[1:], False]) + 1
     total = np.count_nonzero(strokes)
-    grow = np.ones((3, 3), np.uint8)
-    splits = []
-    for r0, r1 in zip(starts, ends, strict=True):
-        cut = strokes.copy()
-        cut[rows[r0:r1], path[r0:r1]] = False
-        # 4-connected: a path stepping diagonally leaves no gap a piece could slip through.
-        n, labels, stats, centers = cv2.connectedComponentsWithStats(
-            cut.astype(np.uint8), connectivity=4
-        )
-        if n < 3:
-            continue
-        a, b = np.argsort(stats[1:, cv2.CC_STAT_AREA])[::-1][:2] + 1
-        if stats[b, cv2.CC_STAT_AREA] < 0.15 * total:
-            continue
-        if centers[a, 0] > centers[b, 0]:
-            a, b = b, a
-        with_left = np.abs(centers[:, 0] - centers[a, 0]) <= np.abs(centers[:, 0] - centers[b, 0])
-        left = (labels > 0) & with_left[labels]
-        right = (labels > 0) & ~with_left[labels]
-        left_zone = cv2.dilate(left.astype(np.uint8), grow).astype(bool) & ~right
-        right_zone = cv2.dilate(right.astype(np.uint8), grow).astype(bool) & ~left
-        splits.append(
-            (
-                np.where(left_zone, ink, 0.0).astype(np.float32),
-                np.where(right_zone, ink, 0.0).astype(np.float32),
+    seen, splits = set(), []
+    for path in paths:
+        edges = np.diff(strokes[rows, path].astype(np.int8), prepend=0, append=0)
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        if len(starts) < 2:
+            continue  # one crossing: the path's own split is the same
+        for r0, r1 in zip(starts, ends, strict=True):
+            key = (r0, path[r0:r1].tobytes())
+            if key in seen:
+                continue
+            seen.add(key)
+            cut = strokes.copy()
+            cut[rows[r0:r1], path[r0:r1]] = False
+            # 4-connected: a path stepping diagonally leaves no gap a piece could slip through.
+            n, labels, stats, centers = cv2.connectedComponentsWithStats(
+                cut.view(np.uint8), connectivity=4
             )
-        )
+            if n < 3:
+                continue
+            a, b = np.argsort(stats[1:, cv2.CC_STAT_AREA])[::-1][:2] + 1
+            if stats[b, cv2.CC_STAT_AREA] < 0.15 * total:
+                continue
+            if centers[a, 0] > centers[b, 0]:
+                a, b = b, a
+            nearer = np.abs(centers[:, 0] - centers[a, 0]) <= np.abs(centers[:, 0] - centers[b, 0])
+            with_left, with_right = nearer.copy(), ~nearer
+            with_left[0] = with_right[0] = False
+            splits.append((with_left[labels], with_right[labels]))
     return splits
+
+
+def _piece_inks(ink: np.ndarray, pieces: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """The ink (float32 (h, w)) of each of two pieces (bool masks of their strokes), with the
+    soft edges of their strokes (ink below the stroke threshold) and the pixels of the cut
+    between them."""
+    grow = np.ones((3, 3), np.uint8)
+    left, right = pieces
+    left_zone = cv2.dilate(left.view(np.uint8), grow).view(bool) & ~right
+    right_zone = cv2.dilate(right.view(np.uint8), grow).view(bool) & ~left
+    return (
+        np.where(left_zone, ink, 0.0).astype(np.float32),
+        np.where(right_zone, ink, 0.0).astype(np.float32),
+    )
 
 
 def _no_digits(mask: np.ndarray) -> FrameResult:
