@@ -168,6 +168,24 @@ def test_a_cut_between_two_touching_shapes_follows_the_contact():
     assert any(44 <= np.median(p) <= 54 for p in paths)  # one goes through the contact
 
 
+def test_cut_paths_of_a_frame_s_candidates_at_once_are_each_one_s_own():
+    """One pass of the dynamic programming for inks of different sizes (padded to the largest)
+    finds for each the paths it finds alone."""
+    from scratchcnn.reader.vision import _cut_paths, _cut_paths_many
+
+    rng = np.random.default_rng(3)
+    inks = [
+        (rng.random((h, w)) < 0.3).astype(np.float32) * rng.random((h, w), dtype=np.float32)
+        for h, w in [(60, 90), (25, 70), (110, 40), (40, 200), (8, 4)]
+    ]
+    together = _cut_paths_many(inks)
+    assert [len(paths) for paths in together] == [len(_cut_paths(ink)) for ink in inks]
+    assert len(together[0]) >= 3 and together[-1] == []  # 4 pixels wide: no room for a cut
+    for ink, paths in zip(inks, together, strict=True):
+        for path, alone in zip(paths, _cut_paths(ink), strict=True):
+            assert np.array_equal(path, alone) and len(path) == ink.shape[0]
+
+
 def test_a_cut_through_the_contact_alone_leaves_other_strokes_whole():
     """A "1" touching a ring whose tail runs left under the "1"'s foot: a path between them
     crosses the contact and the tail. Its own split would cut the tail off; cutting the contact

@@ -383,7 +383,7 @@ class DigitReader:
 
     # -- segmentation by recognition --------------------------------------------------------------
     def _split_hypotheses(
-        self, cand: _Candidate, lowest: float = 0.0
+        self, cand: _Candidate, lowest: float = 0.0, paths: list[np.ndarray] | None = None
     ) -> list[tuple[list[_Candidate], float]]:
         """Ways to read an over-wide candidate as two digits: ``(parts, factor)`` for cuts along
         the thinnest path through the ink near the lowest-ink columns, for cuts through one of
@@ -391,17 +391,17 @@ class DigitReader:
         separating its pieces (a digit-sized shape merged with its neighbour). ``factor`` (at
         most 1) weighs the parts' readings down for a cut that crosses several strokes. A cut
         through a contact whose parts could not score above ``lowest`` (:func:`_score_bound`,
-        from their boxes) is not made."""
+        from their boxes) is not made. ``paths`` are ``_cut_paths(cand.ink)``, if known."""
         x, y, w, h = cand.box
         hypotheses, splits = [], []
         strokes = cand.ink > 0.25
-        columns = np.arange(w)[None, :]
-        paths = _cut_paths(cand.ink)
+        rows, columns = np.arange(h), np.arange(w)[None, :]
+        paths = _cut_paths(cand.ink) if paths is None else paths
         for path in paths:
             # Touching digits meet at one place; a cut through one digit crosses two or more
             # strokes (the top and bottom of a 0, a 2's arc and its base).
-            crossed = strokes[np.arange(h), path].astype(np.int8)
-            runs = int(crossed[0]) + int(np.count_nonzero(np.diff(crossed) == 1))
+            on = strokes[rows, path]
+            runs = int(on[0]) + int(np.count_nonzero(on[1:] & ~on[:-1]))
             left = np.where(columns < path[:, None], cand.ink, 0.0).astype(np.float32)
             right = np.where(columns >= path[:, None], cand.ink, 0.0).astype(np.float32)
             splits.append(((left, right), CROSSING_FACTOR ** max(0, runs - 1)))
@@ -472,23 +472,26 @@ class DigitReader:
         are tried once more."""
         c = self.config
         for _ in range(2):
+            # Shorter than MNIST's 20-pixel box, a candidate is read whole: its parts would be
+            # scraps of a few pixels, enlarged, which the network reads surely and wrongly.
+            wide = [
+                i
+                for i, cand in enumerate(cands)
+                if c.split
+                and cand.box[3] >= MIN_SPLIT_HEIGHT
+                and cand.box[2]
+                > (c.split_aspect if cand.depth == 0 else max(1.0, c.split_aspect)) * cand.box[3]
+                and cand.depth < 2
+            ]
             trials = []
-            for i, cand in enumerate(cands):
-                x, y, w, h = cand.box
-                limit = c.split_aspect if cand.depth == 0 else max(1.0, c.split_aspect)
-                # A split's score is at most 1: a whole that no split can beat is not cut (most
-                # single digits, read surely; this keeps the webcam's frame rate). Nor is one
-                # shorter than MNIST's 20-pixel box: its parts would be scraps of a few pixels,
-                # enlarged, which the network reads surely and wrongly.
-                tall = h >= MIN_SPLIT_HEIGHT
-                if not (c.split and tall and w > limit * h and cand.depth < 2):
-                    continue
-                # Only the cuts that could win are read (the frame rate, again).
+            for i, paths in zip(wide, _cut_paths_many([cands[i].ink for i in wide]), strict=True):
+                cand = cands[i]
+                # Only the cuts that could win are read (the frame rate).
                 lowest = min(_to_beat(cand), KEEPS_READING_TO_BEAT)
                 hypotheses = [
                     (parts, factor)
-                    for parts, factor in self._split_hypotheses(cand, lowest)
-                    if factor * _score_bound([p.box for p in parts], h) > lowest
+                    for parts, factor in self._split_hypotheses(cand, lowest, paths)
+                    if factor * _score_bound([p.box for p in parts], cand.box[3]) > lowest
                 ]
                 if hypotheses:
                     trials.append((i, hypotheses))
@@ -829,47 +832,82 @@ def _cut_paths(ink: np.ndarray) -> list[np.ndarray]:
     for every step and for straying from the start), for all starting columns at once. Identical
     paths are given once.
     """
-    h, w = ink.shape
-    margin = max(2, int(0.12 * h))  # a "1" is about this wide
-    lo, hi = margin, w - margin
-    if hi <= lo:
-        return []
-    radius = max(2, int(0.15 * h))
-    count = int(np.clip(round((hi - lo) / max(2.0, 0.1 * h)), 1, 12))
-    seeds = np.unique(np.linspace(lo, hi - 1, count).round().astype(np.int64))
-    offsets = np.arange(-radius, radius + 1)
-    columns = seeds[:, None] + offsets[None, :]  # (S, K)
-    inside = (columns >= lo) & (columns < hi)
-    band = np.transpose(ink[:, np.clip(columns, 0, w - 1)], (1, 0, 2))  # (S, h, K)
-    band = band + np.float32(0.02) + np.float32(0.01) * np.abs(offsets) / radius
-    band = np.where(inside[:, None, :], band, np.float32(np.inf)).astype(np.float32)
-    n_seeds, k = columns.shape
-    cost = band[:, 0].copy()
-    moves = np.zeros((h, n_seeds, k), np.int8)
+    return _cut_paths_many([ink])[0]
+
+
+def _cut_paths_many(inks: list[np.ndarray]) -> list[list[np.ndarray]]:
+    """:func:`_cut_paths` of each of ``inks``, all in one pass of the dynamic programming: its
+    loop over the rows is the cost, and one frame's candidates share it."""
+    bands, columns, ends = [], [], []
+    for ink in inks:
+        h, w = ink.shape
+        margin = max(2, int(0.12 * h))  # a "1" is about this wide
+        lo, hi = margin, w - margin
+        radius = max(2, int(0.15 * h))
+        if hi <= lo:
+            seeds = np.zeros(0, np.int64)
+        else:
+            count = int(np.clip(round((hi - lo) / max(2.0, 0.1 * h)), 1, 12))
+            seeds = np.unique(np.linspace(lo, hi - 1, count).round().astype(np.int64))
+        offsets = np.arange(-radius, radius + 1)
+        cols = seeds[:, None] + offsets[None, :]  # (S, K)
+        band = np.transpose(ink[:, np.clip(cols, 0, w - 1)], (1, 0, 2))  # (S, h, K)
+        band = band + np.float32(0.02) + np.float32(0.01) * np.abs(offsets) / radius
+        inside = (cols >= lo) & (cols < hi)
+        bands.append(np.where(inside[:, None, :], band, np.float32(np.inf)).astype(np.float32))
+        columns.append(cols)
+        ends.append(np.full(len(seeds), h))
+    # Every ink's starting columns side by side, padded to the tallest and widest band with
+    # cells that cost inf (never on a path).
+    n_seeds = sum(len(c) for c in columns)
+    h_max = max((b.shape[1] for b in bands), default=1)
+    k = max((c.shape[1] for c in columns), default=1)
+    band = np.full((n_seeds, h_max, k), np.inf, np.float32)
+    column = np.zeros((n_seeds, k), np.int64)
+    start = 0
+    for b, c in zip(bands, columns, strict=True):
+        band[start : start + len(c), : b.shape[1], : b.shape[2]] = b
+        column[start : start + len(c), : c.shape[1]] = c
+        start += len(c)
+    end = np.concatenate(ends).astype(np.int64) if ends else np.zeros(0, np.int64)
     step = np.float32(0.01)
-    # The cost of arriving from the left and from the right neighbour; their edges stay inf.
-    left = np.full((n_seeds, k), np.inf, np.float32)
-    right = np.full((n_seeds, k), np.inf, np.float32)
-    for r in range(1, h):
-        np.add(cost[:, :-1], step, out=left[:, 1:])
-        np.add(cost[:, 1:], step, out=right[:, :-1])
-        best = np.minimum(np.minimum(left, cost), right)
-        # Ties go left, then straight on: the first of (left, straight, right).
-        moves[r] = np.where(left == best, -1, np.where(cost == best, 0, 1))
-        cost = best + band[:, r]
-    position = cost.argmin(axis=1)  # (S,)
-    ok = np.isfinite(cost[np.arange(n_seeds), position])
-    paths = np.empty((n_seeds, h), np.int64)
-    for r in range(h - 1, -1, -1):
-        paths[:, r] = columns[np.arange(n_seeds), position]
-        position = position + moves[r, np.arange(n_seeds), position]
-    unique, seen = [], set()
-    for path in paths[ok]:
-        key = path.tobytes()
-        if key not in seen:
-            seen.add(key)
-            unique.append(path)
-    return unique
+    # costs[r, s, 1 + j]: the cheapest way down to row r ending at offset j of starting column
+    # s; the two edge columns stay inf (nothing arrives from outside the band).
+    costs = np.full((h_max, n_seeds, k + 2), np.inf, np.float32)
+    costs[0, :, 1:-1] = band[:, 0]
+    for r in range(1, h_max):
+        above, here = costs[r - 1], costs[r, :, 1:-1]
+        np.minimum(above[:, :-2], above[:, 2:], out=here)  # from the left or right neighbour
+        here += step
+        np.minimum(here, above[:, 1:-1], out=here)  # or straight on
+        here += band[:, r]
+    # Each row's move, all rows at once. Ties go left, then straight on.
+    above = costs[:-1]
+    left, straight, right = above[..., :-2] + step, above[..., 1:-1], above[..., 2:] + step
+    best = np.minimum(np.minimum(left, straight), right)
+    moves = np.zeros((h_max, n_seeds, k), np.int8)
+    moves[1:] = np.where(left == best, -1, np.where(straight == best, 0, 1))
+    # Back up from each ink's own last row.
+    seed = np.arange(n_seeds)
+    last = costs[end - 1, seed, 1:-1]  # (S, K)
+    position = last.argmin(axis=1)
+    ok = np.isfinite(last[seed, position])
+    paths = np.zeros((n_seeds, h_max), np.int64)
+    for r in range(h_max - 1, -1, -1):
+        on = r < end
+        paths[on, r] = column[seed[on], position[on]]
+        position[on] += moves[r, seed[on], position[on]]
+    found, start = [], 0
+    for c, h in zip(columns, (b.shape[1] for b in bands), strict=True):
+        unique, seen = [], set()
+        for s in range(start, start + len(c)):
+            key = paths[s, :h].tobytes()
+            if ok[s] and key not in seen:
+                seen.add(key)
+                unique.append(paths[s, :h].copy())
+        found.append(unique)
+        start += len(c)
+    return found
 
 
 def _contact_cuts(
@@ -889,9 +927,11 @@ def _contact_cuts(
     rows = np.arange(h)
     total = np.count_nonzero(strokes)
     seen, splits = set(), []
+    on = np.zeros(h + 2, bool)  # one path's strokes, a row of paper above and below
     for path in paths:
-        edges = np.diff(strokes[rows, path].astype(np.int8), prepend=0, append=0)
-        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        on[1:-1] = strokes[rows, path]
+        starts = np.flatnonzero(on[1:-1] & ~on[:-2])
+        ends = np.flatnonzero(on[1:-1] & ~on[2:]) + 1
         if len(starts) < 2:
             continue  # one crossing: the path's own split is the same
         for r0, r1 in zip(starts, ends, strict=True):
