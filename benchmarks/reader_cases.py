@@ -5,6 +5,8 @@ Cases (all rendered from MNIST *test* digits, or from handwriting fonts, never t
 * ``camera``: the webcam-like frames of ``scratchcnn.synthetic`` (1-10 digits, uneven light,
   perspective, blur, noise, JPEG);
 * ``touching``: rows of digit pairs whose inks touch or overlap a little;
+* ``meeting``: rows of digit pairs whose inks meet without overlapping (16 sheets, drawn with a
+  random generator of their own, so the other cases are the same with or without them);
 * ``size-N``: rows of digits N pixels tall, N from 10 to 120;
 * ``single``: one dark digit on light paper filling 80-100% of a small image (a pre-cropped digit);
 * ``tilted``: sheets rotated by 8-20 degrees; ``sideways``: sheets photographed turned by a
@@ -15,7 +17,8 @@ Every image is written as PNG and read by ``python -m scratchcnn.predict`` of ea
 commit, unpacked into a temporary folder, or this checkout), the same model for both. A truth
 digit is *read* when a sure detection (not flagged unsure) overlaps its box with IoU >= 0.5 and
 gives its digit. Reported per case: digits, found (matched), read end to end, spurious detections
-(matching no digit) per 100 digits, and for ``touching`` the pairs read as two correct digits.
+(matching no digit) per 100 digits, and for ``touching`` and ``meeting`` the pairs read as two
+correct digits.
 
     python benchmarks/reader_cases.py --model models/scratchcnn.npz --before bd63eb1 \\
         --json benchmarks/results/reader_cases.json
@@ -156,6 +159,17 @@ def build_cases(data_dir, seed: int) -> dict[str, list[dict]]:
                 for _ in range(4)
             ]
             cases["fonts"].append(entry(*fonts.render(rng, rows, size=(900, 700))))
+
+    own = np.random.default_rng([seed, 1])
+    meeting = []
+    for _ in range(16):
+        rows = [
+            SheetRow(pick(own, n, 6), own.uniform(40, 70), (None, 1.3) * 3, overlap=0.0)
+            for _ in range(4)
+        ]
+        frame, truth, text = sheets.render(own, rows, size=(800, 600))
+        meeting.append(entry(frame, truth, text, [(i, i + 1) for i in range(0, len(truth) - 1, 2)]))
+    cases["meeting"] = meeting
     return cases
 
 
@@ -295,10 +309,11 @@ def table(results: dict) -> str:
             cell = f"{r['read_pct']:5.1f}% ({r['found_pct']:5.1f}%) [{r['spurious_per_100']:.1f}]"
             cells.append(f"{cell:>26}")
         lines.append(f"{name:>10} {first['digits']:>6}  " + "  ".join(cells))
-    for label in labels:
-        pairs = results["readers"][label]["cases"].get("touching", {}).get("pairs_read_pct")
-        if pairs is not None:
-            lines.append(f"touching pairs read as two correct digits, {label}: {pairs}%")
+    for name in ("touching", "meeting"):
+        for label in labels:
+            pairs = results["readers"][label]["cases"].get(name, {}).get("pairs_read_pct")
+            if pairs is not None:
+                lines.append(f"{name} pairs read as two correct digits, {label}: {pairs}%")
     return "\n".join(lines)
 
 
