@@ -95,15 +95,19 @@ def build_cases(data_dir, seed: int) -> dict[str, list[dict]]:
     cases["camera"] = [entry(*camera.render(rng, int(rng.integers(1, 11)))) for _ in range(40)]
 
     sheets = SheetRenderer(images, labels)
-    touching = []
-    for _ in range(12):
-        rows = []
-        for _ in range(4):
-            rows.append(SheetRow(pick(rng, n, 6), rng.uniform(40, 70), (None, 1.3) * 3))
-        frame, truth, text = sheets.render(rng, rows, size=(800, 600))
-        pairs = [(i, i + 1) for i in range(0, len(truth) - 1, 2)]
-        touching.append(entry(frame, truth, text, pairs))
-    cases["touching"] = touching
+
+    def pairs_sheet(generator, overlap: float) -> dict:
+        """Four rows of three touching pairs, 40-70 pixels tall."""
+        rows = [
+            SheetRow(
+                pick(generator, n, 6), generator.uniform(40, 70), (None, 1.3) * 3, overlap=overlap
+            )
+            for _ in range(4)
+        ]
+        frame, truth, text = sheets.render(generator, rows, size=(800, 600))
+        return entry(frame, truth, text, [(i, i + 1) for i in range(0, len(truth) - 1, 2)])
+
+    cases["touching"] = [pairs_sheet(rng, SheetRow.overlap) for _ in range(12)]
 
     small_light = RenderConfig(blur_sigma=(0.3, 0.7), noise_sigma=(1.0, 3.0), jpeg_quality=(75, 92))
     for height in SIZES:
@@ -161,15 +165,7 @@ def build_cases(data_dir, seed: int) -> dict[str, list[dict]]:
             cases["fonts"].append(entry(*fonts.render(rng, rows, size=(900, 700))))
 
     own = np.random.default_rng([seed, 1])
-    meeting = []
-    for _ in range(16):
-        rows = [
-            SheetRow(pick(own, n, 6), own.uniform(40, 70), (None, 1.3) * 3, overlap=0.0)
-            for _ in range(4)
-        ]
-        frame, truth, text = sheets.render(own, rows, size=(800, 600))
-        meeting.append(entry(frame, truth, text, [(i, i + 1) for i in range(0, len(truth) - 1, 2)]))
-    cases["meeting"] = meeting
+    cases["meeting"] = [pairs_sheet(own, 0.0) for _ in range(16)]
     return cases
 
 

@@ -8,6 +8,7 @@ import gzip
 import io
 import json
 import os
+import re
 import tempfile
 import tracemalloc
 import zipfile
@@ -178,10 +179,9 @@ def _zip_record_mutation(draw, original: bytes) -> bytes:
     """Rewrite one to three fields of the archive's own records: versions, flags, compression
     methods, sizes, offsets, counts. Random flips rarely land there."""
     starts = [
-        (start, length)
+        (found.start(), length)
         for signature, length in ZIP_RECORDS.items()
-        for start in range(len(original))
-        if original.startswith(signature, start)
+        for found in re.finditer(re.escape(signature), original)
     ]
     blob = bytearray(original)
     for _ in range(draw(st.integers(1, 3))):

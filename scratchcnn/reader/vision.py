@@ -383,25 +383,22 @@ class DigitReader:
 
     # -- segmentation by recognition --------------------------------------------------------------
     def _split_hypotheses(
-        self, cand: _Candidate, lowest: float = 0.0, paths: list[np.ndarray] | None = None
+        self, cand: _Candidate, paths: list[np.ndarray], lowest: float
     ) -> list[tuple[list[_Candidate], float]]:
-        """Ways to read an over-wide candidate as two digits: ``(parts, factor)`` for cuts along
-        the thinnest path through the ink near the lowest-ink columns, for cuts through one of
-        the strokes such a path crosses that part the ink alone (:func:`_contact_cuts`), and for
+        """Ways to read an over-wide candidate as two digits that could score above ``lowest``
+        (:func:`_score_bound`, from the parts' boxes, before the network reads them): ``(parts,
+        factor)`` for cuts along its ``paths`` (:func:`_cut_paths`), for cuts through one of the
+        strokes such a path crosses that part the ink alone (:func:`_contact_cuts`), and for
         separating its pieces (a digit-sized shape merged with its neighbour). ``factor`` (at
-        most 1) weighs the parts' readings down for a cut that crosses several strokes. A cut
-        through a contact whose parts could not score above ``lowest`` (:func:`_score_bound`,
-        from their boxes) is not made. ``paths`` are ``_cut_paths(cand.ink)``, if known."""
+        most 1) weighs the parts' readings down for a cut that crosses several strokes."""
         x, y, w, h = cand.box
         hypotheses, splits = [], []
         strokes = cand.ink > 0.25
-        rows, columns = np.arange(h), np.arange(w)[None, :]
-        paths = _cut_paths(cand.ink) if paths is None else paths
+        columns = np.arange(w)[None, :]
         for path in paths:
             # Touching digits meet at one place; a cut through one digit crosses two or more
             # strokes (the top and bottom of a 0, a 2's arc and its base).
-            on = strokes[rows, path]
-            runs = int(on[0]) + int(np.count_nonzero(on[1:] & ~on[:-1]))
+            runs = len(_crossings(strokes, path)[0])
             left = np.where(columns < path[:, None], cand.ink, 0.0).astype(np.float32)
             right = np.where(columns >= path[:, None], cand.ink, 0.0).astype(np.float32)
             splits.append(((left, right), CROSSING_FACTOR ** max(0, runs - 1)))
@@ -428,7 +425,11 @@ class DigitReader:
                 if all(p is not None for p in parts) and _balanced(parts, cand):
                     parts.sort(key=lambda p: p.box[0])
                     hypotheses.append((parts, 1.0))
-        return hypotheses
+        return [
+            (parts, factor)
+            for parts, factor in hypotheses
+            if factor * _score_bound([p.box for p in parts], h) > lowest
+        ]
 
     def _part(self, cand: _Candidate, ink: np.ndarray) -> _Candidate | None:
         """The part of ``cand`` whose ink is ``ink`` (same shape, zeros elsewhere), cropped to
@@ -464,6 +465,14 @@ class DigitReader:
         for cand, p in zip(todo, probabilities, strict=True):
             cand.probabilities = p
 
+    def _may_split(self, cand: _Candidate) -> bool:
+        """Is ``cand`` wide enough to be two digits (a part of an earlier split: wider than
+        tall), and tall enough to cut? Shorter than MNIST's 20-pixel box, its parts would be
+        scraps of a few pixels, enlarged, which the network reads surely and wrongly."""
+        c, (w, h) = self.config, cand.box[2:]
+        limit = c.split_aspect if cand.depth == 0 else max(1.0, c.split_aspect)
+        return c.split and cand.depth < 2 and h >= MIN_SPLIT_HEIGHT and w > limit * h
+
     def _segment(self, cands: list[_Candidate], rejected: list) -> list[_Candidate]:
         """Segmentation by recognition: an over-wide candidate is replaced by the parts of its
         most convincing split when the parts read better than the whole (:func:`_parts_score`
@@ -472,36 +481,22 @@ class DigitReader:
         are tried once more."""
         c = self.config
         for _ in range(2):
-            # Shorter than MNIST's 20-pixel box, a candidate is read whole: its parts would be
-            # scraps of a few pixels, enlarged, which the network reads surely and wrongly.
-            wide = [
-                i
-                for i, cand in enumerate(cands)
-                if c.split
-                and cand.box[3] >= MIN_SPLIT_HEIGHT
-                and cand.box[2]
-                > (c.split_aspect if cand.depth == 0 else max(1.0, c.split_aspect)) * cand.box[3]
-                and cand.depth < 2
-            ]
+            wide = [i for i, cand in enumerate(cands) if self._may_split(cand)]
             trials = []
             for i, paths in zip(wide, _cut_paths_many([cands[i].ink for i in wide]), strict=True):
-                cand = cands[i]
+                to_beat = _to_beat(cands[i])
                 # Only the cuts that could win are read (the frame rate).
-                lowest = min(_to_beat(cand), KEEPS_READING_TO_BEAT)
-                hypotheses = [
-                    (parts, factor)
-                    for parts, factor in self._split_hypotheses(cand, lowest, paths)
-                    if factor * _score_bound([p.box for p in parts], cand.box[3]) > lowest
-                ]
+                lowest = min(to_beat, KEEPS_READING_TO_BEAT)
+                hypotheses = self._split_hypotheses(cands[i], paths, lowest)
                 if hypotheses:
-                    trials.append((i, hypotheses))
+                    trials.append((i, hypotheses, to_beat))
             if not trials:
                 break
-            self._classify([p for _, hyps in trials for parts, _ in hyps for p in parts])
+            self._classify([p for _, hyps, _ in trials for parts, _ in hyps for p in parts])
             replaced = {}
-            for i, hypotheses in trials:
+            for i, hypotheses, to_beat in trials:
                 cand = cands[i]
-                to_beat, digit = _to_beat(cand), int(cand.probabilities.argmax())
+                digit = int(cand.probabilities.argmax())
                 best, best_margin = None, 0.0
                 for parts, factor in hypotheses:
                     margin = factor * _parts_score(parts, cand) - _split_to_beat(
@@ -910,6 +905,14 @@ def _cut_paths_many(inks: list[np.ndarray]) -> list[list[np.ndarray]]:
     return found
 
 
+def _crossings(strokes: np.ndarray, path: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The strokes (bool (h, w)) ``path`` (int (h,), a column per row) crosses: the rows where
+    each crossing starts and where it ends (exclusive), int arrays of one length."""
+    on = np.zeros(len(path) + 2, bool)  # a row of paper above and below
+    on[1:-1] = strokes[np.arange(len(path)), path]
+    return np.flatnonzero(on[1:-1] & ~on[:-2]), np.flatnonzero(on[1:-1] & ~on[2:]) + 1
+
+
 def _contact_cuts(
     strokes: np.ndarray, paths: list[np.ndarray]
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -923,15 +926,11 @@ def _contact_cuts(
     own split would cut them off. Smaller pieces go with the nearer of the two. A crossing
     shared by several paths is cut once.
     """
-    h = strokes.shape[0]
-    rows = np.arange(h)
+    rows = np.arange(strokes.shape[0])
     total = np.count_nonzero(strokes)
     seen, splits = set(), []
-    on = np.zeros(h + 2, bool)  # one path's strokes, a row of paper above and below
     for path in paths:
-        on[1:-1] = strokes[rows, path]
-        starts = np.flatnonzero(on[1:-1] & ~on[:-2])
-        ends = np.flatnonzero(on[1:-1] & ~on[2:]) + 1
+        starts, ends = _crossings(strokes, path)
         if len(starts) < 2:
             continue  # one crossing: the path's own split is the same
         for r0, r1 in zip(starts, ends, strict=True):
