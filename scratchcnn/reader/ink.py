@@ -44,10 +44,12 @@ def paper_brightness(gray: np.ndarray, kernel_fraction: float = 0.08) -> np.ndar
 
     A grayscale closing (max then min filter) erases dark strokes narrower than its kernel; it runs
     on a copy about 160 pixels across (fast), is box-filtered and scaled back to the frame's size.
-    The kernel is ``kernel_fraction`` of the short side, so it scales with the frame.
+    The kernel is ``kernel_fraction`` of the short side, so it scales with the frame. A kernel
+    that would be wider than 15 pixels there (the coarse estimate of a digit filling the image)
+    runs on a smaller copy instead: the closing's cost grows with its kernel's area.
     """
     h, w = gray.shape
-    scale = min(1.0, 160.0 / max(h, w))
+    scale = min(1.0, 160.0 / max(h, w), 15.0 / max(1.0, kernel_fraction * min(h, w)))
     small = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), cv2.INTER_AREA)
     k = max(3, int(round(kernel_fraction * min(h, w) * scale)) | 1)
     ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
@@ -72,12 +74,35 @@ def ink_darkness(
     return relative, absolute
 
 
-def noise_level(gray: np.ndarray, paper: np.ndarray, step: int = 6) -> float:
+def noise_level(gray: np.ndarray, paper: np.ndarray, step: int = 6, filled: bool = False) -> float:
     """Robust standard deviation, in gray levels, of the pixels' difference from the paper, from
     every ``step``-th row and column: 1.4826 times the median absolute deviation, which ink
-    (a minority of pixels) hardly moves."""
-    diff = paper[::step, ::step].astype(np.float32) - gray[::step, ::step]
-    return float(1.4826 * np.median(np.abs(diff - np.median(diff))))
+    (a minority of pixels) hardly moves.
+
+    ``filled``: the image may be one digit filling it, written thick, where ink can be most of
+    the pixels and the median a pixel of ink. The deviation of the pixels brighter than Otsu's
+    threshold (the paper's side) is then taken when it is under a quarter of the whole's: two
+    clusters far apart, paper and ink. (On blank paper the two sides are halves of one cluster,
+    and the whole's deviation stands.)
+    """
+    gray, paper = gray[::step, ::step], paper[::step, ::step]
+    diff = paper.astype(np.float32) - gray
+    noise = _deviation(diff)
+    if filled and gray.size:
+        otsu, _ = cv2.threshold(
+            np.ascontiguousarray(gray), 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU
+        )
+        bright = gray > otsu
+        if np.count_nonzero(bright) >= 16:
+            paper_side = _deviation(diff[bright])
+            if 4.0 * paper_side < noise:
+                noise = paper_side
+    return noise
+
+
+def _deviation(values: np.ndarray) -> float:
+    """1.4826 times the median absolute deviation: the standard deviation of a normal sample."""
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
 
 
 def ink_mask(

@@ -404,6 +404,28 @@ class SheetRenderer(FrameRenderer):
             self.config = saved
 
 
+def tight_crop(digit: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, Box]:
+    """A photo of one digit cropped tight, as people hand a reader one: the MNIST ``digit``
+    (uint8 (28, 28), light on black) filling 0.8-1.0 of the height of a square image 28-320
+    pixels wide, its strokes scaled with it (30 pixels wide at the largest), dark on plain paper
+    of random brightness with a little noise. Returns the BGR uint8 image and the digit's box."""
+    side = int(rng.integers(28, 320))
+    fill = rng.uniform(0.8, 1.0)
+    ys, xs = np.nonzero(digit > 60)
+    ink = digit[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32)
+    scale = fill * side / ink.shape[0]
+    nh, nw = max(1, round(ink.shape[0] * scale)), max(1, round(ink.shape[1] * scale))
+    nw = min(nw, side)
+    big = cv2.resize(ink, (nw, nh), interpolation=cv2.INTER_CUBIC) / 255.0
+    canvas = np.zeros((side, side), np.float32)
+    y0, x0 = (side - nh) // 2, (side - nw) // 2
+    canvas[y0 : y0 + nh, x0 : x0 + nw] = np.clip(big, 0, 1)
+    paper = rng.uniform(190, 250)
+    gray = paper * (1.0 - 0.85 * canvas) + rng.normal(0, 2.0, canvas.shape)
+    image = cv2.cvtColor(np.clip(gray + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    return image, (int(x0), int(y0), int(nw), int(nh))
+
+
 def iou(a: Box, b: Box) -> float:
     """Intersection over union of two ``(x, y, w, h)`` boxes."""
     iw = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])

@@ -21,8 +21,10 @@ holds the reader and its decisions; the image operations of steps 1-2 are in
    (a ``5`` whose bar is detached, a stroke cut by a hairline) are merged; boxes are filtered by
    height (at least ``min_height``, and ``min_height_fraction`` of their row's median: the
    smallest digit follows the sheet), aspect ratio and ink density. Every candidate not read is
-   kept with its reason, for the debug view. When the image looks like one digit filling it (a
-   cropped digit), it is also read that way.
+   kept with its reason, for the debug view. The candidates are also looked for as one digit
+   that may fill the image (a cropped digit, its strokes maybe thicker than the paper estimate's
+   kernel, its ink maybe most of the pixels); when one such candidate could hold everything read,
+   it is read too, and kept when it is one sure digit.
 4. **MNIST normalization** of each candidate: its soft darkness (not the hard mask) inside its own
    contours, stretched so the stroke's core is 1.0, fine-pen strokes thickened to MNIST's width,
    fitted into 20x20 keeping its aspect ratio (area interpolation, as MNIST's anti-aliasing),
@@ -91,7 +93,7 @@ class ReaderConfig:
     split: bool = True  # try over-wide candidates as several digits (segmentation by recognition)
     split_aspect: float = 0.75  # candidates wider than this (width / height) are tried in parts
     max_split_aspect: float = 6.0  # wider than this: not even a row of touching digits
-    lone_digit: bool = True  # no digit found: try the image as one digit filling it (a crop)
+    lone_digit: bool = True  # also try the image as one digit filling it (a cropped digit)
     min_density: float = 0.04  # ink pixels / box area below this: a thin ring or scribble
     max_blob_density: float = 0.8  # a box at least ~0.4 as wide as tall and denser: a blob
     min_contrast: float = 0.22  # ink must be at least this much darker than its paper (0..1)
@@ -214,12 +216,14 @@ class DigitReader:
         darkness, mask, boxes, groups, _ = self._find(gray, self.config)
         return darkness, mask, boxes, groups
 
-    def _find(self, gray: np.ndarray, c: ReaderConfig):
-        """:meth:`candidates`, plus the rejected candidates as ``(box, reason)``."""
+    def _find(self, gray: np.ndarray, c: ReaderConfig, filled: bool = False):
+        """:meth:`candidates`, plus the rejected candidates as ``(box, reason)``. ``filled``: the
+        image may be one digit filling it, its ink most of the image (the noise is measured on
+        the paper's side alone, :func:`noise_level`)."""
         h, w = gray.shape
         paper = paper_brightness(gray, c.paper_kernel_fraction)
         darkness, absolute = ink_darkness(gray, paper, c.min_paper)
-        noise = noise_level(gray, paper)
+        noise = noise_level(gray, paper, filled=filled)
         mask, strong = ink_mask(darkness, absolute, c.min_contrast, c.hysteresis, noise)
         rejected: list[tuple[Box, str]] = []
         # Outer boundaries, including those inside another shape's hole: a digit must not vanish
@@ -579,18 +583,15 @@ class DigitReader:
         return result
 
     def _read_upright(self, gray: np.ndarray) -> FrameResult:
+        """Read ``gray`` as found, and as one digit that may fill it (a digit cropped tight, its
+        strokes thick: see :meth:`_lone_config`); the second reading is made only when its
+        candidates could win (:func:`_lone_may_win`), and kept when it does (:func:`_prefer_lone`).
+        """
         start = time.perf_counter()
-        found = self._find(gray, self.config)
-        result = self._read_found(found, start)
-        if self.config.lone_digit and self._needs_lone_try(found, gray.shape):
-            lone = self._find(gray, self._lone_config())
-            height, width = gray.shape
-            edges = [
-                (x <= 0) + (y <= 0) + (x + w >= width) + (y + h >= height) for x, y, w, h in lone[2]
-            ]
-            # A digit cropped from a page may touch two opposite edges of its image; what
-            # touches three or four is the page's edge, a shadow or a gradient, not a digit.
-            if lone[2] and max(edges) <= 2:
+        result = self._read_found(self._find(gray, self.config), start)
+        if self.config.lone_digit:
+            lone = self._find(gray, self._lone_config(), filled=True)
+            if _lone_may_win(lone[2], result, gray.shape):
                 lone_result = self._read_found(lone, start)
                 if _prefer_lone(result, lone_result, gray.shape):
                     result = lone_result
@@ -650,23 +651,6 @@ class DigitReader:
             rejected=rejected,
             _upright=upright,
         )
-
-    @staticmethod
-    def _needs_lone_try(found, shape) -> bool:
-        """Could the image be one digit filling it (a pre-cropped digit)? When nothing was found,
-        when more ink lies outside the candidates than inside them (strokes so thick that the
-        paper estimate took them for paper), or when a large piece was cut by the image's edge
-        or found too large."""
-        _, mask, boxes, _, rejected = found
-        if not boxes:
-            return True
-        if any(
-            reason in ("cut by the edge", "too large") and box[3] >= 0.25 * shape[0]
-            for box, reason in rejected
-        ):
-            return True
-        inside = sum(cv2.countNonZero(mask[y : y + h, x : x + w]) for x, y, w, h in boxes)
-        return cv2.countNonZero(mask) > 2 * inside
 
     def _lone_config(self) -> ReaderConfig:
         """Settings for a digit that may fill the image: edges allowed, any height, and a paper
@@ -776,25 +760,47 @@ def _split_to_beat(to_beat: float, digit: int, parts: list[_Candidate]) -> float
     return to_beat
 
 
+def _lone_may_win(boxes: list[Box], result: FrameResult, shape) -> bool:
+    """Could the candidates ``boxes`` found in an image of ``shape`` (H, W) read as one digit
+    filling it be preferred over ``result`` (:func:`_prefer_lone`)? Known from the boxes, before
+    reading them: one box, at least half the image's height, holding everything ``result``
+    read, and not the page's edge, a shadow or a gradient. A digit cropped from a page may touch
+    two opposite edges of its image, or all four when it fills the image (a tight crop); a box
+    touching three or four that does not fill the image (0.8 of its width and height) is
+    something else."""
+    height, width = shape
+    if len(boxes) != 1:
+        return False
+    x, y, w, h = boxes[0]
+    edges = (x <= 0) + (y <= 0) + (x + w >= width) + (y + h >= height)
+    if edges > 2 and (w < 0.8 * width or h < 0.8 * height):
+        return False
+    return h >= 0.5 * height and _holds(boxes[0], [d.box for d in result.all_detections])
+
+
 def _prefer_lone(result: FrameResult, lone: FrameResult, shape) -> bool:
-    """Is the reading of the image as one large digit (``lone``) better than the ordinary one?
-    When the ordinary one read nothing, or when ``lone`` is one confident digit at least half
-    the image's height and everything the ordinary one read lies inside it (pieces of it)."""
+    """Is the reading of the image as one large digit (``lone``) better than the ordinary one
+    (``result``)? When ``lone`` is one confident digit (0.8) at least half the image's height
+    and everything the ordinary one read lies inside it (pieces of it, or nothing)."""
     dets = lone.all_detections
-    if not dets:
-        return False
-    if not result.all_detections:
-        return True
-    if len(dets) != 1 or dets[0].confidence < 0.8 or dets[0].box[3] < 0.5 * shape[0]:
-        return False
-    x, y, w, h = dets[0].box
+    return (
+        len(dets) == 1
+        and dets[0].confidence >= 0.8
+        and dets[0].box[3] >= 0.5 * shape[0]
+        and _holds(dets[0].box, [d.box for d in result.all_detections])
+    )
+
+
+def _holds(box: Box, boxes: list[Box]) -> bool:
+    """Does ``box`` hold all of ``boxes``, give or take 5% of its longer side?"""
+    x, y, w, h = box
     pad = 0.05 * max(w, h)
     return all(
         b[0] >= x - pad
         and b[1] >= y - pad
         and b[0] + b[2] <= x + w + pad
         and b[1] + b[3] <= y + h + pad
-        for b in (d.box for d in result.all_detections)
+        for b in boxes
     )
 
 
