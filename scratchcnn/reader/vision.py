@@ -780,15 +780,18 @@ def _lone_may_win(boxes: list[Box], result: FrameResult, shape) -> bool:
 
 def _prefer_lone(result: FrameResult, lone: FrameResult, shape) -> bool:
     """Is the reading of the image as one large digit (``lone``) better than the ordinary one
-    (``result``)? When ``lone`` is one confident digit (0.8) at least half the image's height
-    and everything the ordinary one read lies inside it (pieces of it, or nothing)."""
+    (``result``)? When ``lone`` is one digit at least half the image's height, everything the
+    ordinary reading found lies inside it, and either it is sure (0.8) or all the ordinary one
+    found are pieces of it, none 0.7 as tall (or nothing): a large digit whose thick strokes the
+    finer paper estimate broke apart is read, unsure or not, rather than its pieces."""
     dets = lone.all_detections
-    return (
-        len(dets) == 1
-        and dets[0].confidence >= 0.8
-        and dets[0].box[3] >= 0.5 * shape[0]
-        and _holds(dets[0].box, [d.box for d in result.all_detections])
-    )
+    if len(dets) != 1 or dets[0].box[3] < 0.5 * shape[0]:
+        return False
+    found = [d.box for d in result.all_detections]
+    if not _holds(dets[0].box, found):
+        return False
+    pieces = all(box[3] < 0.7 * dets[0].box[3] for box in found)
+    return pieces or dets[0].confidence >= 0.8
 
 
 def _holds(box: Box, boxes: list[Box]) -> bool:
