@@ -142,7 +142,7 @@ def test_a_one_leaning_on_a_digit_read_surely_as_that_digit_is_still_cut_off():
 def test_touching_shapes_shorter_than_mnist_digits_are_not_cut(monkeypatch):
     """Below 20 pixels the parts of a cut are scraps of a few pixels that the network reads
     surely and wrongly: such a candidate is read whole."""
-    from scratchcnn.reader import vision
+    from scratchcnn.reader import segment
 
     frame = np.full((300, 400), 235, np.uint8)
     cv2.line(frame, (36, 114), (36, 46), 20, 9)  # the "1" touching a wide "0" read as two
@@ -153,18 +153,18 @@ def test_touching_shapes_shorter_than_mnist_digits_are_not_cut(monkeypatch):
     reader = DigitReader(ShapeModel(), min_height=5)
     result = reader.read(small)
     assert [d.digit for d in result.detections] == [0] and result.detections[0].box[3] < 20
-    monkeypatch.setattr(vision, "MIN_SPLIT_HEIGHT", 1)  # as before: cut, and read as "10"
+    monkeypatch.setattr(segment, "MIN_SPLIT_HEIGHT", 1)  # as before: cut, and read as "10"
     assert [d.digit for d in reader.read(small).detections] == [1, 0]
 
 
 def test_a_cut_between_two_touching_shapes_follows_the_contact():
     """Two rings touching at one point: the split finds the cut through the contact."""
-    from scratchcnn.reader.vision import _cut_paths
+    from scratchcnn.reader.segment import cut_paths
 
     ink = np.zeros((60, 100), np.float32)
     cv2.circle(ink, (25, 30), 22, 1.0, 5)
     cv2.circle(ink, (72, 30), 24, 1.0, 5)  # the rings overlap around column 48
-    paths = _cut_paths(ink)
+    paths = cut_paths(ink)
     assert len(paths) >= 3
     assert any(44 <= np.median(p) <= 54 for p in paths)  # one goes through the contact
 
@@ -172,18 +172,18 @@ def test_a_cut_between_two_touching_shapes_follows_the_contact():
 def test_cut_paths_of_a_frame_s_candidates_at_once_are_each_one_s_own():
     """One pass of the dynamic programming for inks of different sizes (padded to the largest)
     finds for each the paths it finds alone."""
-    from scratchcnn.reader.vision import _cut_paths, _cut_paths_many
+    from scratchcnn.reader.segment import cut_paths, cut_paths_many
 
     rng = np.random.default_rng(3)
     inks = [
         (rng.random((h, w)) < 0.3).astype(np.float32) * rng.random((h, w), dtype=np.float32)
         for h, w in [(60, 90), (25, 70), (110, 40), (40, 200), (8, 4)]
     ]
-    together = _cut_paths_many(inks)
-    assert [len(paths) for paths in together] == [len(_cut_paths(ink)) for ink in inks]
+    together = cut_paths_many(inks)
+    assert [len(paths) for paths in together] == [len(cut_paths(ink)) for ink in inks]
     assert len(together[0]) >= 3 and together[-1] == []  # 4 pixels wide: no room for a cut
     for ink, paths in zip(inks, together, strict=True):
-        for path, alone in zip(paths, _cut_paths(ink), strict=True):
+        for path, alone in zip(paths, cut_paths(ink), strict=True):
             assert np.array_equal(path, alone) and len(path) == ink.shape[0]
 
 
@@ -191,7 +191,7 @@ def test_a_cut_through_the_contact_alone_leaves_other_strokes_whole():
     """A "1" touching a ring whose tail runs left under the "1"'s foot: a path between them
     crosses the contact and the tail. Its own split would cut the tail off; cutting the contact
     alone parts the ink into the "1" and the ring with all of its tail."""
-    from scratchcnn.reader.vision import _contact_cuts
+    from scratchcnn.reader.segment import contact_cuts
 
     ink = np.zeros((90, 90), np.float32)
     cv2.line(ink, (30, 10), (30, 68), 1.0, 5)  # a "1"
@@ -200,7 +200,7 @@ def test_a_cut_through_the_contact_alone_leaves_other_strokes_whole():
     cv2.line(ink, (57, 78), (8, 78), 1.0, 5)  # ... and left, under the "1"
     strokes = ink > 0.25
     path = np.full(90, 33)  # crosses the contact (rows 10-70) and the tail (rows 75-80)
-    [(left, right)] = _contact_cuts(strokes, [path])
+    [(left, right)] = contact_cuts(strokes, [path])
     ys, xs = np.nonzero(left)
     assert xs.max() <= 34 and ys.max() <= 71  # the "1" alone
     ys, xs = np.nonzero(right)
@@ -210,7 +210,7 @@ def test_a_cut_through_the_contact_alone_leaves_other_strokes_whole():
     # A path crossing one ring twice: cutting either crossing leaves it in one piece.
     ring = np.zeros((60, 60), np.float32)
     cv2.circle(ring, (30, 30), 20, 1.0, 5)
-    assert _contact_cuts(ring > 0.25, [np.full(60, 30)]) == []
+    assert contact_cuts(ring > 0.25, [np.full(60, 30)]) == []
 
 
 # -- sizes -------------------------------------------------------------------------------------
