@@ -550,7 +550,7 @@ def test_ctrl_c_in_predict_is_one_line_and_exit_130(tmp_path, sheet_png, digit_m
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "scratchcnn.predict", "--model", str(digit_model_path)]
-        + [str(path)] * 500,
+        + [str(path)] * 3000,  # minutes of reading: still at it when the signal comes
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT,
     )  # fmt: skip
     try:
