@@ -283,6 +283,28 @@ def test_digits_cropped_tight_and_written_thick_are_read_as_one_digit(mnist_test
     assert np.mean(right) >= 0.95, np.mean(right)
 
 
+@pytest.mark.slow
+def test_a_number_cropped_to_its_digits_height_is_read(mnist_test_set, digit_model):
+    """Two digits side by side, the image cropped to their height: both touch its top and
+    bottom, so the ordinary reading finds nothing (too large, cut by the edge) and the reading of
+    the image as digits filling it gives both."""
+    images, labels = mnist_test_set
+    right = 0
+    pairs = [(a, b) for a, b in zip(range(0, 60, 2), range(1, 60, 2), strict=True)]
+    for a, b in pairs:
+        inks = []
+        for i in (a, b):
+            ys, xs = np.nonzero(images[i] > 60)
+            ink = images[i][ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+            ink = cv2.resize(ink, None, fx=100 / ink.shape[0], fy=100 / ink.shape[0])
+            inks.append(ink)
+        gap = np.zeros((100, 30), np.uint8)
+        page = 255 - np.hstack([gap, inks[0], gap, inks[1], gap])
+        found = DigitReader(digit_model, min_confidence=0.5).read(page).detections
+        right += [d.digit for d in found] == [int(labels[a]), int(labels[b])]
+    assert right >= 0.8 * len(pairs), right
+
+
 def test_the_noise_of_a_digit_filling_its_image_is_the_paper_s(mnist_test_set):
     """Zeros cropped tight: in some, ink is most of the pixels, so the plain noise estimate (a
     median absolute deviation) measures the ink's shading, tens of gray levels, and no stroke

@@ -406,8 +406,8 @@ class SheetRenderer(FrameRenderer):
 
 def tight_crop(digit: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, Box]:
     """A photo of one digit cropped tight, as people hand a reader one: the MNIST ``digit``
-    (uint8 (28, 28), light on black) filling 0.8-1.0 of the height of a square image 28-320
-    pixels wide, its strokes scaled with it (30 pixels wide at the largest), dark on plain paper
+    (uint8 (28, 28), light on black) filling 0.8-1.0 of the height of a square image 28 to
+    319 pixels wide, its strokes scaled with it (30 pixels wide at the largest), dark on plain paper
     of random brightness with a little noise. Returns the BGR uint8 image and the digit's box."""
     side = int(rng.integers(28, 320))
     fill = rng.uniform(0.8, 1.0)

@@ -5,7 +5,8 @@ or a photo; BGR or grayscale uint8, any size) and returns what it read
 (:mod:`scratchcnn.reader.results`), plus the intermediate images a debug view shows. This module
 holds the reader and its decisions; the image operations of steps 1-2 are in
 :mod:`~scratchcnn.reader.ink`, step 3's box geometry in :mod:`~scratchcnn.reader.boxes`, step 4 in
-:mod:`~scratchcnn.reader.normalize`. The steps:
+:mod:`~scratchcnn.reader.normalize`, step 6's cuts and scores in :mod:`~scratchcnn.reader.segment`.
+The steps:
 
 1. **Grayscale**, then **background normalization**: the paper's brightness is estimated by a
    grayscale closing (which erases dark strokes narrower than its kernel) on a small copy of the
@@ -21,10 +22,11 @@ holds the reader and its decisions; the image operations of steps 1-2 are in
    (a ``5`` whose bar is detached, a stroke cut by a hairline) are merged; boxes are filtered by
    height (at least ``min_height``, and ``min_height_fraction`` of their row's median: the
    smallest digit follows the sheet), aspect ratio and ink density. Every candidate not read is
-   kept with its reason, for the debug view. The candidates are also looked for as one digit
-   that may fill the image (a cropped digit, its strokes maybe thicker than the paper estimate's
-   kernel, its ink maybe most of the pixels); when one such candidate could hold everything read,
-   it is read too, and kept when it is one sure digit.
+   kept with its reason, for the debug view. The candidates are also looked for as digits that
+   may fill the image (a cropped digit or number, its strokes maybe thicker than the paper
+   estimate's kernel, its ink maybe most of the pixels); when such candidates, each at least half
+   the image's height, hold everything else found, they are read too, and kept when each is
+   sure, or holds nothing else found, or only pieces of it (a thick digit broken apart).
 4. **MNIST normalization** of each candidate: its soft darkness (not the hard mask) inside its own
    contours, stretched so the stroke's core is 1.0, fine-pen strokes thickened to MNIST's width,
    fitted into 20x20 keeping its aspect ratio (area interpolation, as MNIST's anti-aliasing),
@@ -94,7 +96,7 @@ class ReaderConfig:
     split: bool = True  # try over-wide candidates as several digits (segmentation by recognition)
     split_aspect: float = 0.75  # candidates wider than this (width / height) are tried in parts
     max_split_aspect: float = 6.0  # wider than this: not even a row of touching digits
-    lone_digit: bool = True  # also try the image as one digit filling it (a cropped digit)
+    lone_digit: bool = True  # also read the image as digits filling it (a cropped digit or number)
     min_density: float = 0.04  # ink pixels / box area below this: a thin ring or scribble
     max_blob_density: float = 0.8  # a box at least ~0.4 as wide as tall and denser: a blob
     min_contrast: float = 0.22  # ink must be at least this much darker than its paper (0..1)
@@ -505,10 +507,10 @@ class DigitReader:
         return result
 
     def _read_upright(self, gray: np.ndarray) -> FrameResult:
-        """Read ``gray`` as found, and as one digit that may fill it (a digit cropped tight, its
-        strokes thick: see :meth:`_lone_config`); the second reading is made only when its
-        candidates could win (:func:`_lone_may_win`), and kept when it does (:func:`_prefer_lone`).
-        """
+        """Read ``gray`` as found, and as digits that may fill it (a digit or a number cropped
+        tight, its strokes thick: see :meth:`_lone_config`); the second reading is made only
+        when its candidates could win (:func:`_lone_may_win`), and kept when it does
+        (:func:`_prefer_lone`)."""
         start = time.perf_counter()
         result = self._read_found(self._find(gray, self.config), start)
         if self.config.lone_digit:
@@ -589,37 +591,43 @@ class DigitReader:
 
 
 def _lone_may_win(boxes: list[Box], result: FrameResult, shape) -> bool:
-    """Could the candidates ``boxes`` found in an image of ``shape`` (H, W) read as one digit
+    """Could the candidates ``boxes`` found in an image of ``shape`` (H, W) read as digits
     filling it be preferred over ``result`` (:func:`_prefer_lone`)? Known from the boxes, before
-    reading them: one box, at least half the image's height, holding everything ``result``
-    read, and not the page's edge, a shadow or a gradient. A digit cropped from a page may touch
-    two opposite edges of its image, or all four when it fills the image (a tight crop); a box
-    touching three or four that does not fill the image (0.8 of its width and height) is
-    something else."""
+    reading them: each is at least half the image's height and not the page's edge, a shadow or
+    a gradient, and everything ``result`` read lies inside one of them. A digit cropped from a
+    page may touch two of its image's edges, or all four when it fills the image (a tight
+    crop); a box touching three or four that does not fill the image (0.8 of its width and
+    height) is something else."""
     height, width = shape
-    if len(boxes) != 1:
+    if not boxes:
         return False
-    x, y, w, h = boxes[0]
-    edges = (x <= 0) + (y <= 0) + (x + w >= width) + (y + h >= height)
-    if edges > 2 and (w < 0.8 * width or h < 0.8 * height):
-        return False
-    return h >= 0.5 * height and _holds(boxes[0], [d.box for d in result.all_detections])
+    for x, y, w, h in boxes:
+        edges = (x <= 0) + (y <= 0) + (x + w >= width) + (y + h >= height)
+        if h < 0.5 * height or (edges > 2 and (w < 0.8 * width or h < 0.8 * height)):
+            return False
+    return all(any(_holds(box, [d.box]) for box in boxes) for d in result.all_detections)
 
 
 def _prefer_lone(result: FrameResult, lone: FrameResult, shape) -> bool:
-    """Is the reading of the image as one large digit (``lone``) better than the ordinary one
-    (``result``)? When ``lone`` is one digit at least half the image's height, everything the
-    ordinary reading found lies inside it, and either it is sure (0.8) or all the ordinary one
-    found are pieces of it, none 0.7 as tall (or nothing): a large digit whose thick strokes the
-    finer paper estimate broke apart is read, unsure or not, rather than its pieces."""
+    """Is the reading of the image as digits filling it (``lone``, a digit or a number cropped
+    tight) better than the ordinary one (``result``)? When every digit of ``lone`` is at least
+    half the image's height, everything the ordinary reading found lies inside one of them, and
+    each of them is sure (0.8), or holds nothing the ordinary reading found (it was too large
+    for it), or holds two or more pieces, none 0.7 as tall: a large digit whose thick strokes
+    the finer paper estimate broke apart is read, sure or not, rather than its pieces. (One
+    smaller detection inside an unsure one is a digit of its own.)"""
     dets = lone.all_detections
-    if len(dets) != 1 or dets[0].box[3] < 0.5 * shape[0]:
+    if not dets or any(d.box[3] < 0.5 * shape[0] for d in dets):
         return False
     found = [d.box for d in result.all_detections]
-    if not _holds(dets[0].box, found):
+    if not all(any(_holds(d.box, [box]) for d in dets) for box in found):
         return False
-    pieces = all(box[3] < 0.7 * dets[0].box[3] for box in found)
-    return pieces or dets[0].confidence >= 0.8
+    for d in dets:
+        inside = [box for box in found if _holds(d.box, [box])]
+        pieces = len(inside) > 1 and all(box[3] < 0.7 * d.box[3] for box in inside)
+        if inside and not pieces and d.confidence < 0.8:
+            return False
+    return True
 
 
 def _holds(box: Box, boxes: list[Box]) -> bool:
