@@ -286,8 +286,9 @@ def test_digits_cropped_tight_and_written_thick_are_read_as_one_digit(mnist_test
 @pytest.mark.slow
 def test_a_number_cropped_to_its_digits_height_is_read(mnist_test_set, digit_model):
     """Two digits side by side, the image cropped to their height: both touch its top and
-    bottom, so the ordinary reading finds nothing (too large, cut by the edge) and the reading of
-    the image as digits filling it gives both."""
+    bottom, so the ordinary reading finds nothing but specks (too large, cut by the edge), and
+    the reading of the image as digits filling it gives both (29 of 30 here; 20 when it was
+    tried only when nothing at all was found, 0 when it had to be one digit)."""
     images, labels = mnist_test_set
     right = 0
     pairs = [(a, b) for a, b in zip(range(0, 60, 2), range(1, 60, 2), strict=True)]
@@ -302,7 +303,7 @@ def test_a_number_cropped_to_its_digits_height_is_read(mnist_test_set, digit_mod
         page = 255 - np.hstack([gap, inks[0], gap, inks[1], gap])
         found = DigitReader(digit_model, min_confidence=0.5).read(page).detections
         right += [d.digit for d in found] == [int(labels[a]), int(labels[b])]
-    assert right >= 0.8 * len(pairs), right
+    assert right >= 0.9 * len(pairs), right
 
 
 def test_the_noise_of_a_digit_filling_its_image_is_the_paper_s(mnist_test_set):
