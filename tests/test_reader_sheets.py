@@ -571,9 +571,14 @@ def test_predict_refuses_a_bomb_in_one_line_and_reads_the_rest(
 def test_ctrl_c_in_predict_is_one_line_and_exit_130(tmp_path, sheet_png, digit_model_path):
     path, _ = sheet_png
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
+    # As at a terminal: Python's own Ctrl-C handler, even when the tests run as a background job
+    # (whose SIGINT the shell ignores, and so, inherited, does every program it starts).
+    start = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv[0] = 'predict'; runpy.run_module('scratchcnn.predict', run_name='__main__')"
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "scratchcnn.predict", "--model", str(digit_model_path)]
-        + [str(path)] * 3000,  # minutes of reading: still at it when the signal comes
+        [sys.executable, "-c", start, "--model", str(digit_model_path)] + [str(path)] * 500,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT,
     )  # fmt: skip
     try:
