@@ -9,8 +9,9 @@ Cases (all rendered from MNIST *test* digits, or from handwriting fonts, never t
   random generator of their own, so the other cases are the same with or without them);
 * ``size-N``: rows of digits N pixels tall, N from 10 to 120;
 * ``single``: one dark digit on light paper filling 80-100% of a small image (a pre-cropped digit,
-  ``scratchcnn.reader.synthetic.tight_crop``); ``crops``: 160 more of them, drawn with a random
-  generator of their own;
+  ``scratchcnn.reader.synthetic.tight_crop``); ``crops``: 160 more of them, and ``numbers``: 40
+  numbers of 2-4 digits cropped to their height (``tight_number``), each drawn with a random
+  generator of its own;
 * ``tilted``: sheets rotated by 8-20 degrees; ``sideways``: sheets photographed turned by a
   quarter or half turn (read with ``--rotate auto`` where the reader has it);
 * ``fonts``: digits in the Debian handwriting fonts installed here.
@@ -80,6 +81,7 @@ def build_cases(data_dir, seed: int) -> dict[str, list[dict]]:
         TruthDigit,
         mnist_test_digits,
         tight_crop,
+        tight_number,
     )
 
     images, labels = mnist_test_digits(data_dir)
@@ -166,6 +168,13 @@ def build_cases(data_dir, seed: int) -> dict[str, list[dict]]:
         cases["crops"].append(
             entry(image, [TruthDigit(int(labels[index]), box, index)], str(labels[index]))
         )
+    own = np.random.default_rng([seed, 3])
+    cases["numbers"] = []
+    for _ in range(40):
+        chosen = pick(own, n, int(own.integers(2, 5)))
+        image, boxes = tight_number([images[i] for i in chosen], own)
+        truth = [TruthDigit(int(labels[i]), box, i) for i, box in zip(chosen, boxes, strict=True)]
+        cases["numbers"].append(entry(image, truth, "".join(str(labels[i]) for i in chosen)))
     return cases
 
 

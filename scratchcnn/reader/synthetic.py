@@ -426,6 +426,36 @@ def tight_crop(digit: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray,
     return image, (int(x0), int(y0), int(nw), int(nh))
 
 
+def tight_number(
+    digits: list[np.ndarray], rng: np.random.Generator
+) -> tuple[np.ndarray, list[Box]]:
+    """A photo of a number cropped tight to its digits' height: the MNIST ``digits`` (uint8
+    (28, 28) each, light on black) side by side, each scaled to the same height, 40 to 199
+    pixels, their tops and bottoms touching the image's edges where they are the tallest, with
+    gaps of 0.1-0.4 of the height between them and at both ends, dark on plain paper with a
+    little noise. Returns the BGR uint8 image and each digit's box, left to right."""
+    height = int(rng.integers(40, 200))
+    gap = int(round(rng.uniform(0.1, 0.4) * height))
+    inks = []
+    for digit in digits:
+        ys, xs = np.nonzero(digit > 60)
+        ink = digit[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32)
+        scale = height / ink.shape[0]
+        size = (max(1, round(ink.shape[1] * scale)), height)
+        inks.append(np.clip(cv2.resize(ink, size, interpolation=cv2.INTER_CUBIC) / 255.0, 0, 1))
+    width = gap * (len(inks) + 1) + sum(ink.shape[1] for ink in inks)
+    canvas = np.zeros((height, width), np.float32)
+    boxes, x = [], gap
+    for ink in inks:
+        canvas[:, x : x + ink.shape[1]] = ink
+        boxes.append((x, 0, ink.shape[1], height))
+        x += ink.shape[1] + gap
+    paper = rng.uniform(190, 250)
+    gray = paper * (1.0 - 0.85 * canvas) + rng.normal(0, 2.0, canvas.shape)
+    image = cv2.cvtColor(np.clip(gray + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    return image, boxes
+
+
 def iou(a: Box, b: Box) -> float:
     """Intersection over union of two ``(x, y, w, h)`` boxes."""
     iw = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
