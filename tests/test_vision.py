@@ -242,6 +242,26 @@ def odd_frames():
     }
 
 
+@pytest.mark.parametrize("border", [20, 40])
+@pytest.mark.parametrize("tilted", [False, True])
+def test_a_blank_page_framed_by_the_desk_is_not_a_digit(border, tilted):
+    """A photo of an empty sheet on a desk: the desk's dark frame touches all four edges and
+    fills the image, as a tight crop of a wide "0" does, but it runs all along the image's
+    border, where a digit's strokes touch it here and there."""
+    rng = np.random.default_rng(border)
+    h, w = 480, 640
+    frame = np.full((h, w), 70.0)
+    if tilted:
+        page = np.array([[0.15 * w, 0.1 * h], [0.9 * w, 0.05 * h], [0.85 * w, 0.92 * h],
+                         [0.1 * w, 0.95 * h]], np.int32)  # fmt: skip
+        cv2.fillPoly(frame, [page], 225)
+    else:
+        frame[border:-border, border:-border] = 225
+        frame = cv2.GaussianBlur(frame, (0, 0), 3)
+    frame = np.clip(frame + rng.normal(0, 3, frame.shape), 0, 255).astype(np.uint8)
+    assert DigitReader(FakeModel()).read(frame).all_detections == []
+
+
 @pytest.mark.parametrize("name", list(odd_frames()))
 def test_blank_saturated_tiny_and_malformed_frames_give_no_detections(name):
     model = FakeModel()
