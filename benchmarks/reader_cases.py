@@ -126,14 +126,17 @@ def build_cases(data_dir, seed: int) -> dict[str, list[dict]]:
             found.append(entry(*renderer.render(rng, rows, size=size)))
         cases[f"size-{height}"] = found
 
-    single = []
-    for _ in range(40):
-        index = int(rng.integers(n))
-        image, box = tight_crop(images[index], rng)
-        single.append(
-            entry(image, [TruthDigit(int(labels[index]), box, index)], str(labels[index]))
-        )
-    cases["single"] = single
+    def tight_crops(generator, count: int) -> list[dict]:
+        """``count`` digits cropped tight (``tight_crop``), one per image."""
+        crops = []
+        for _ in range(count):
+            index = int(generator.integers(n))
+            image, box = tight_crop(images[index], generator)
+            truth = [TruthDigit(int(labels[index]), box, index)]
+            crops.append(entry(image, truth, str(labels[index])))
+        return crops
+
+    cases["single"] = tight_crops(rng, 40)
 
     tilted, sideways = [], []
     for i in range(10):
@@ -160,14 +163,7 @@ def build_cases(data_dir, seed: int) -> dict[str, list[dict]]:
     own = np.random.default_rng([seed, 1])
     cases["meeting"] = [pairs_sheet(own, 0.0) for _ in range(16)]
     # More digits cropped tight, as "single" draws them: 40 are too few to tell 97% from 99%.
-    own = np.random.default_rng([seed, 2])
-    cases["crops"] = []
-    for _ in range(160):
-        index = int(own.integers(n))
-        image, box = tight_crop(images[index], own)
-        cases["crops"].append(
-            entry(image, [TruthDigit(int(labels[index]), box, index)], str(labels[index]))
-        )
+    cases["crops"] = tight_crops(np.random.default_rng([seed, 2]), 160)
     own = np.random.default_rng([seed, 3])
     cases["numbers"] = []
     for _ in range(40):

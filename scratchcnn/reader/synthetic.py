@@ -406,13 +406,12 @@ class SheetRenderer(FrameRenderer):
 
 def tight_crop(digit: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, Box]:
     """A photo of one digit cropped tight, as people hand a reader one: the MNIST ``digit``
-    (uint8 (28, 28), light on black) filling 0.8-1.0 of the height of a square image 28 to
-    319 pixels wide, its strokes scaled with it (30 pixels wide at the largest), dark on plain paper
+    (uint8 (28, 28), light on black) filling 0.8-1.0 of the height of a square image 28 to 319
+    pixels wide, its strokes scaled with it (30 pixels wide at the largest), dark on plain paper
     of random brightness with a little noise. Returns the BGR uint8 image and the digit's box."""
     side = int(rng.integers(28, 320))
     fill = rng.uniform(0.8, 1.0)
-    ys, xs = np.nonzero(digit > 60)
-    ink = digit[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32)
+    ink = _ink_of(digit)
     scale = fill * side / ink.shape[0]
     nh, nw = max(1, round(ink.shape[0] * scale)), max(1, round(ink.shape[1] * scale))
     nw = min(nw, side)
@@ -420,10 +419,7 @@ def tight_crop(digit: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray,
     canvas = np.zeros((side, side), np.float32)
     y0, x0 = (side - nh) // 2, (side - nw) // 2
     canvas[y0 : y0 + nh, x0 : x0 + nw] = np.clip(big, 0, 1)
-    paper = rng.uniform(190, 250)
-    gray = paper * (1.0 - 0.85 * canvas) + rng.normal(0, 2.0, canvas.shape)
-    image = cv2.cvtColor(np.clip(gray + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
-    return image, (int(x0), int(y0), int(nw), int(nh))
+    return _on_plain_paper(canvas, rng), (int(x0), int(y0), int(nw), int(nh))
 
 
 def tight_number(
@@ -432,14 +428,13 @@ def tight_number(
     """A photo of a number cropped tight to its digits' height: the MNIST ``digits`` (uint8
     (28, 28) each, light on black) side by side, each scaled to the same height, 40 to 199
     pixels, their tops and bottoms touching the image's edges where they are the tallest, with
-    gaps of 0.1-0.4 of the height between them and at both ends, dark on plain paper with a
-    little noise. Returns the BGR uint8 image and each digit's box, left to right."""
+    gaps of 0.1-0.4 of the height between them and at both ends, on paper as :func:`tight_crop`
+    draws it. Returns the BGR uint8 image and each digit's box, left to right."""
     height = int(rng.integers(40, 200))
     gap = int(round(rng.uniform(0.1, 0.4) * height))
     inks = []
     for digit in digits:
-        ys, xs = np.nonzero(digit > 60)
-        ink = digit[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32)
+        ink = _ink_of(digit)
         scale = height / ink.shape[0]
         size = (max(1, round(ink.shape[1] * scale)), height)
         inks.append(np.clip(cv2.resize(ink, size, interpolation=cv2.INTER_CUBIC) / 255.0, 0, 1))
@@ -450,10 +445,21 @@ def tight_number(
         canvas[:, x : x + ink.shape[1]] = ink
         boxes.append((x, 0, ink.shape[1], height))
         x += ink.shape[1] + gap
+    return _on_plain_paper(canvas, rng), boxes
+
+
+def _ink_of(digit: np.ndarray) -> np.ndarray:
+    """The MNIST ``digit``'s ink (above 60 of 255), cropped to its box, float32 in [0, 255]."""
+    ys, xs = np.nonzero(digit > 60)
+    return digit[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32)
+
+
+def _on_plain_paper(canvas: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``canvas`` (float32 (h, w), ink 0..1) as dark ink on paper of random brightness (190-250)
+    with a little sensor noise (sigma 2): a BGR uint8 photo."""
     paper = rng.uniform(190, 250)
     gray = paper * (1.0 - 0.85 * canvas) + rng.normal(0, 2.0, canvas.shape)
-    image = cv2.cvtColor(np.clip(gray + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
-    return image, boxes
+    return cv2.cvtColor(np.clip(gray + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
 
 
 def iou(a: Box, b: Box) -> float:

@@ -601,16 +601,19 @@ def _lone_may_win(boxes: list[Box], mask: np.ndarray, result: FrameResult) -> bo
     strokes touch the border here and there, 45% at most in 480 of them; the desk framing a
     photographed page runs all along it)."""
     height, width = mask.shape
-    if not boxes:
+    if not boxes or any(h < 0.5 * height for _, _, _, h in boxes):
         return False
-    border = np.concatenate([mask[0], mask[-1], mask[:, 0], mask[:, -1]])
-    framed = np.count_nonzero(border) >= 0.6 * border.size
     for x, y, w, h in boxes:
-        edges = (x <= 0) + (y <= 0) + (x + w >= width) + (y + h >= height)
-        fills = w >= 0.8 * width and h >= 0.8 * height and not framed
-        if h < 0.5 * height or (edges > 2 and not fills):
-            return False
-    return all(any(_holds(box, [d.box]) for box in boxes) for d in result.all_detections)
+        if (x <= 0) + (y <= 0) + (x + w >= width) + (y + h >= height) > 2:
+            if w < 0.8 * width or h < 0.8 * height or _framed(mask):
+                return False
+    return _covered([d.box for d in result.all_detections], boxes)
+
+
+def _framed(mask: np.ndarray) -> bool:
+    """Is ink (``mask`` uint8 (H, W), 255 = ink) on 60% or more of the image's border?"""
+    border = np.concatenate([mask[0], mask[-1], mask[:, 0], mask[:, -1]])
+    return np.count_nonzero(border) >= 0.6 * border.size
 
 
 def _prefer_lone(result: FrameResult, lone: FrameResult, shape) -> bool:
@@ -625,26 +628,30 @@ def _prefer_lone(result: FrameResult, lone: FrameResult, shape) -> bool:
     if not dets or any(d.box[3] < 0.5 * shape[0] for d in dets):
         return False
     found = [d.box for d in result.all_detections]
-    if not all(any(_holds(d.box, [box]) for d in dets) for box in found):
+    if not _covered(found, [d.box for d in dets]):
         return False
     for d in dets:
-        inside = [box for box in found if _holds(d.box, [box])]
+        inside = [box for box in found if _within(box, d.box)]
         pieces = len(inside) > 1 and all(box[3] < 0.7 * d.box[3] for box in inside)
         if inside and not pieces and d.confidence < 0.8:
             return False
     return True
 
 
-def _holds(box: Box, boxes: list[Box]) -> bool:
-    """Does ``box`` hold all of ``boxes``, give or take 5% of its longer side?"""
-    x, y, w, h = box
+def _covered(boxes: list[Box], outers: list[Box]) -> bool:
+    """Does each of ``boxes`` lie inside one of ``outers`` (:func:`_within`)?"""
+    return all(any(_within(box, outer) for outer in outers) for box in boxes)
+
+
+def _within(box: Box, outer: Box) -> bool:
+    """Does ``box`` lie inside ``outer``, give or take 5% of the outer box's longer side?"""
+    x, y, w, h = outer
     pad = 0.05 * max(w, h)
-    return all(
-        b[0] >= x - pad
-        and b[1] >= y - pad
-        and b[0] + b[2] <= x + w + pad
-        and b[1] + b[3] <= y + h + pad
-        for b in boxes
+    return (
+        box[0] >= x - pad
+        and box[1] >= y - pad
+        and box[0] + box[2] <= x + w + pad
+        and box[1] + box[3] <= y + h + pad
     )
 
 
