@@ -7,6 +7,8 @@ Cases (all rendered from MNIST *test* digits, or from handwriting fonts, never t
 * ``touching``: rows of digit pairs whose inks touch or overlap a little;
 * ``meeting``: rows of digit pairs whose inks meet without overlapping (16 sheets, drawn with a
   random generator of their own, so the other cases are the same with or without them);
+  ``narrow``: the same with a "1" in every pair, beside a "1", "4", "7" or "9" (12 sheets, a
+  generator of their own): pairs often no wider than one wide digit;
 * ``size-N``: rows of digits N pixels tall, N from 10 to 120;
 * ``single``: one dark digit on light paper filling 80-100% of a small image (a pre-cropped digit,
   ``scratchcnn.reader.synthetic.tight_crop``); ``crops``: 160 more of them, and ``numbers``: 40
@@ -20,7 +22,7 @@ Every image is written as PNG and read by ``python -m scratchcnn.predict`` of ea
 commit, unpacked into a temporary folder, or this checkout), the same model for both. A truth
 digit is *read* when a sure detection (not flagged unsure) overlaps its box with IoU >= 0.5 and
 gives its digit. Reported per case: digits, found (matched), read end to end, spurious detections
-(matching no digit) per 100 digits, and for ``touching`` and ``meeting`` the pairs read as two
+(matching no digit) per 100 digits, and for the three cases of pairs the pairs read as two
 correct digits.
 
     python benchmarks/reader_cases.py --model models/scratchcnn.npz --before bd63eb1 \\
@@ -102,11 +104,12 @@ def build_cases(data_dir, seed: int) -> dict[str, list[dict]]:
 
     sheets = SheetRenderer(images, labels)
 
-    def pairs_sheet(generator, overlap: float) -> dict:
-        """Four rows of three touching pairs, 40-70 pixels tall."""
+    def pairs_sheet(generator, overlap: float, chosen=pick) -> dict:
+        """Four rows of three touching pairs, 40-70 pixels tall, digits ``chosen(generator, n,
+        6)``."""
         rows = [
             SheetRow(
-                pick(generator, n, 6), generator.uniform(40, 70), (None, 1.3) * 3, overlap=overlap
+                chosen(generator, n, 6), generator.uniform(40, 70), (None, 1.3) * 3, overlap=overlap
             )
             for _ in range(4)
         ]
@@ -171,6 +174,18 @@ def build_cases(data_dir, seed: int) -> dict[str, list[dict]]:
         image, boxes = tight_number([images[i] for i in chosen], own)
         truth = [TruthDigit(int(labels[i]), box, i) for i, box in zip(chosen, boxes, strict=True)]
         cases["numbers"].append(entry(image, truth, "".join(str(labels[i]) for i in chosen)))
+    ones, narrow = np.flatnonzero(labels == 1), np.flatnonzero(np.isin(labels, [1, 4, 7, 9]))
+
+    def narrow_pairs(generator, n_images, count):
+        """``count`` // 2 pairs of a "1" and a "1", "4", "7" or "9", either way round."""
+        chosen = []
+        for _ in range(count // 2):
+            pair = [int(generator.choice(ones)), int(generator.choice(narrow))]
+            chosen += pair if generator.random() < 0.5 else pair[::-1]
+        return tuple(chosen)
+
+    own = np.random.default_rng([seed, 4])
+    cases["narrow"] = [pairs_sheet(own, 0.0, narrow_pairs) for _ in range(12)]
     return cases
 
 
@@ -310,7 +325,7 @@ def table(results: dict) -> str:
             cell = f"{r['read_pct']:5.1f}% ({r['found_pct']:5.1f}%) [{r['spurious_per_100']:.1f}]"
             cells.append(f"{cell:>26}")
         lines.append(f"{name:>10} {first['digits']:>6}  " + "  ".join(cells))
-    for name in ("touching", "meeting"):
+    for name in ("touching", "meeting", "narrow"):
         for label in labels:
             pairs = results["readers"][label]["cases"].get(name, {}).get("pairs_read_pct")
             if pairs is not None:

@@ -59,6 +59,9 @@ ASPECT_PERCENTILES = {
 # how plausible its box is for the digit read. The network reads halves of one digit surely, and
 # two touching digits as one digit just as surely: its confidence alone cannot choose.
 MIN_SPLIT_HEIGHT = 20  # pixels: shorter candidates are read whole (MNIST's digits are 20 tall)
+NARROW = 0.75  # width / height: a candidate narrower than this (a "1" touching a "7") looks like
+# one digit, so it is tried in parts only when the network doubts it as one:
+SURE_WHOLE = 0.99  # ... read at this or more, a narrow candidate is one digit (the frame rate)
 KEEPS_READING_TO_BEAT = 0.84  # what a split whose part reads the whole's digit must score: two
 # sure readings across one stroke (0.92 each), or nearly certain ones across two (0.995 each)
 CONTACT_FACTOR = 0.95  # a cut through one contact weighs a little less than a clean one (at 1.0

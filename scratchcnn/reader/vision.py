@@ -94,7 +94,7 @@ class ReaderConfig:
     max_height_fraction: float = 0.9  # taller than this fraction of the frame: not a digit
     max_aspect: float = 2.5  # width / height above this, after splitting: a line, a smudge
     split: bool = True  # try over-wide candidates as several digits (segmentation by recognition)
-    split_aspect: float = 0.75  # candidates wider than this (width / height) are tried in parts
+    split_aspect: float = 0.4  # candidates wider than this (width / height) are tried in parts
     max_split_aspect: float = 6.0  # wider than this: not even a row of touching digits
     lone_digit: bool = True  # also read the image as digits filling it (a cropped digit or number)
     min_density: float = 0.04  # ink pixels / box area below this: a thin ring or scribble
@@ -391,12 +391,18 @@ class DigitReader:
             cand.probabilities = p
 
     def _may_split(self, cand: segment.Candidate) -> bool:
-        """Is ``cand`` wide enough to be two digits (a part of an earlier split: wider than
-        tall), and tall enough to cut? Shorter than MNIST's 20-pixel box, its parts would be
-        scraps of a few pixels, enlarged, which the network reads surely and wrongly."""
+        """Is ``cand`` (read already) wide enough to be two digits (a part of an earlier split:
+        wider than tall), and tall enough to cut? Shorter than MNIST's 20-pixel box, its parts
+        would be scraps of a few pixels, enlarged, which the network reads surely and wrongly.
+        Narrower than ``segment.NARROW`` (two narrow digits touching, or one digit), it is
+        tried only when the network is less than ``segment.SURE_WHOLE`` sure of it as one."""
         c, (w, h) = self.config, cand.box[2:]
-        limit = c.split_aspect if cand.depth == 0 else max(1.0, c.split_aspect)
-        return c.split and cand.depth < 2 and h >= segment.MIN_SPLIT_HEIGHT and w > limit * h
+        if not (c.split and cand.depth < 2 and h >= segment.MIN_SPLIT_HEIGHT):
+            return False
+        if cand.depth > 0:
+            return w > max(1.0, c.split_aspect) * h
+        narrow = w <= segment.NARROW * h and cand.confidence >= segment.SURE_WHOLE
+        return w > c.split_aspect * h and not narrow
 
     def _segment(self, cands: list[segment.Candidate], rejected: list) -> list[segment.Candidate]:
         """Segmentation by recognition (:mod:`scratchcnn.reader.segment`): an over-wide
