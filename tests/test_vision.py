@@ -155,8 +155,13 @@ def draw_digits_frame(positions, size=(480, 640), paper=200):
 
 
 def test_one_batched_prediction_per_frame_in_reading_order():
-    model = FakeModel()
     frame = draw_digits_frame([(400, 100, 60), (100, 110, 50), (250, 300, 80), (100, 320, 40)])
+    # Rings 2/3 as wide as tall, read at 0.9: each might be two narrow digits touching, so the
+    # parts of all four are read too, in one more batch; read surely, they are not.
+    unsure = FakeModel(confidence=0.9)
+    DigitReader(unsure).read(frame)
+    assert [len(x) for x in unsure.calls] == [4, 8]
+    model = FakeModel(confidence=0.995)
     result = DigitReader(model).read(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
     assert len(model.calls) == 1 and model.calls[0].shape == (4, 1, 28, 28)
     assert model.calls[0].dtype == np.float32
