@@ -247,14 +247,17 @@ def odd_frames():
     }
 
 
-@pytest.mark.parametrize("border", [20, 40])
+@pytest.mark.parametrize("border", [20, 40, 80])
 @pytest.mark.parametrize("tilted", [False, True])
-def test_a_blank_page_framed_by_the_desk_is_not_a_digit(border, tilted):
+@pytest.mark.parametrize("size", [(480, 640), (300, 300)])
+def test_a_blank_page_framed_by_the_desk_is_not_a_digit(border, tilted, size):
     """A photo of an empty sheet on a desk: the desk's dark frame touches all four edges and
     fills the image, as a tight crop of a wide "0" does, but it runs all along the image's
-    border, where a digit's strokes touch it here and there."""
+    border, where a digit's strokes touch it here and there. And the page's blurred edge, a
+    little darker than the page just inside it, rings the page like a drawn "0", but the desk
+    beyond it is darker still: the edge of a dark region, not a stroke on paper."""
     rng = np.random.default_rng(border)
-    h, w = 480, 640
+    h, w = size
     frame = np.full((h, w), 70.0)
     if tilted:
         page = np.array([[0.15 * w, 0.1 * h], [0.9 * w, 0.05 * h], [0.85 * w, 0.92 * h],

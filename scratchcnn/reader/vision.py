@@ -66,12 +66,23 @@ from scratchcnn.reader.boxes import (
     turn_box,
     union_box,
 )
-from scratchcnn.reader.ink import ink_darkness, ink_mask, noise_level, paper_brightness, to_gray
+from scratchcnn.reader.ink import (
+    darker_around,
+    ink_darkness,
+    ink_mask,
+    noise_level,
+    paper_brightness,
+    to_gray,
+)
 from scratchcnn.reader.normalize import normalize_digit, stroke_width
 from scratchcnn.reader.results import Detection, FrameResult, empty_result
 
 ROTATIONS = (0, 90, 180, 270)  # clockwise turns DigitReader(rotate=...) applies before reading
 MAX_PIXELS = 50_000_000  # default largest image the reader takes (a 50-megapixel photo)
+# A candidate with more of the pixels around its ink darker than the ink itself is the edge of a
+# darker region (the desk beyond a page's blurred edge: 0.34-0.50), not a stroke on paper (digits
+# on the benchmark's sheets: 0.07 at most).
+MAX_DARKER_AROUND = 0.25
 
 
 def _is_number(value) -> bool:
@@ -276,6 +287,8 @@ class DigitReader:
                     reason = "sparse"
                 elif density > c.max_blob_density and bw > 0.4 * bh:
                     reason = "blob"
+                elif darker_around(gray, mask, box) > MAX_DARKER_AROUND:
+                    reason = "edge of a darker region"
             if reason is None and bh >= c.min_height:
                 boxes.append(box)
                 groups.append([pieces[m][0] for m in members])
