@@ -143,20 +143,18 @@ def ink_mask(
 
 def darker_around(gray: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]) -> float:
     """The fraction of the pixels just around the ink of ``box`` (``mask`` uint8 (H, W), 0 =
-    paper, over ``gray`` uint8 (H, W)) that are darker than that ink's median: about 0 for a
-    pen's stroke, which has paper on both sides; about half for the blurred edge of a darker
-    region (the desk around a page), which has paper on one side and the darker region on the
-    other."""
+    paper, over ``gray`` uint8 (H, W)) that are darker than that ink's mean: about 0 for a pen's
+    stroke, which has paper on both sides; about half for the blurred edge of a darker region
+    (the desk around a page), which has paper on one side and the darker region on the other."""
     x, y, w, h = box
     pad = 3
     x0, y0 = max(0, x - pad), max(0, y - pad)
     x1, y1 = min(gray.shape[1], x + w + pad), min(gray.shape[0], y + h + pad)
-    ink = mask[y0:y1, x0:x1] > 0
-    if not ink.any():
-        return 0.0
-    around = cv2.dilate(ink.view(np.uint8), np.ones((2 * pad + 1,) * 2, np.uint8)).view(bool)
-    around &= ~ink
-    if not around.any():
-        return 0.0
+    ink = mask[y0:y1, x0:x1]
     patch = gray[y0:y1, x0:x1]
-    return float(np.mean(patch[around] < np.median(patch[ink])))
+    around = cv2.subtract(cv2.dilate(ink, np.ones((2 * pad + 1,) * 2, np.uint8)), ink)
+    count = cv2.countNonZero(around)
+    if count == 0 or not cv2.countNonZero(ink):
+        return 0.0
+    darker = cv2.compare(patch, cv2.mean(patch, mask=ink)[0], cv2.CMP_LT)
+    return cv2.countNonZero(cv2.bitwise_and(darker, around)) / count
