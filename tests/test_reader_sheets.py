@@ -55,6 +55,18 @@ def read_right(truth, detections) -> list[bool]:
     ]
 
 
+def pairs_read(reader, frames) -> tuple[int, float]:
+    """How many pairs (truth digits 0-1, 2-3, ...) ``frames`` [(frame, truth)] hold, and the
+    fraction of them ``reader`` reads as two correct digits."""
+    pairs = good = 0
+    for frame, truth in frames:
+        right = read_right(truth, reader.read(frame).detections)
+        for a in range(0, len(truth) - 1, 2):
+            pairs += 1
+            good += right[a] and right[a + 1]
+    return pairs, good / pairs
+
+
 def pick(rng, n, count):
     return tuple(int(i) for i in rng.choice(n, size=count, replace=False))
 
@@ -84,13 +96,7 @@ def test_touching_pairs_are_read_as_two_digits(sheets, digit_model):
     results = {}
     for split in (True, False):
         reader = DigitReader(digit_model, min_confidence=0.5, split=split)
-        pairs = good = 0
-        for frame, truth in frames:
-            right = read_right(truth, reader.read(frame).detections)
-            for a in range(0, len(truth) - 1, 2):
-                pairs += 1
-                good += right[a] and right[a + 1]
-        results[split] = good / pairs
+        pairs, results[split] = pairs_read(reader, frames)
     print(f"touching pairs read as two correct digits: {results}")
     assert pairs >= 80
     assert results[False] <= 0.1
@@ -118,13 +124,7 @@ def test_narrow_touching_pairs_are_read_as_two_digits(sheets, digit_model):
     results = {}
     for name, split_aspect in (("0.75", 0.75), ("default", ReaderConfig().split_aspect)):
         reader = DigitReader(digit_model, min_confidence=0.5, split_aspect=split_aspect)
-        pairs = good = 0
-        for frame, truth in frames:
-            right = read_right(truth, reader.read(frame).detections)
-            for a in range(0, len(truth) - 1, 2):
-                pairs += 1
-                good += right[a] and right[a + 1]
-        results[name] = good / pairs
+        pairs, results[name] = pairs_read(reader, frames)
     print(f"narrow touching pairs read as two correct digits: {results}")
     assert pairs >= 60
     assert results["default"] >= results["0.75"] + 0.08, results  # 76% against 57%

@@ -80,7 +80,7 @@ from scratchcnn.reader.results import Detection, FrameResult, empty_result
 ROTATIONS = (0, 90, 180, 270)  # clockwise turns DigitReader(rotate=...) applies before reading
 MAX_PIXELS = 50_000_000  # default largest image the reader takes (a 50-megapixel photo)
 # A candidate with more of the pixels around its ink darker than the ink itself is the edge of a
-# darker region (the desk beyond a page's blurred edge: 0.34-0.50), not a stroke on paper (digits
+# darker region (the desk beyond a page's blurred edge: 0.54-0.56), not a stroke on paper (digits
 # on the benchmark's sheets: 0.07 at most).
 MAX_DARKER_AROUND = 0.25
 
@@ -106,6 +106,7 @@ class ReaderConfig:
     max_aspect: float = 2.5  # width / height above this, after splitting: a line, a smudge
     split: bool = True  # try over-wide candidates as several digits (segmentation by recognition)
     split_aspect: float = 0.4  # candidates wider than this (width / height) are tried in parts
+    # (under segment.NARROW, 0.75, only when the network doubts them as one digit)
     max_split_aspect: float = 6.0  # wider than this: not even a row of touching digits
     lone_digit: bool = True  # also read the image as digits filling it (a cropped digit or number)
     min_density: float = 0.04  # ink pixels / box area below this: a thin ring or scribble
@@ -414,8 +415,8 @@ class DigitReader:
             return False
         if cand.depth > 0:
             return w > max(1.0, c.split_aspect) * h
-        narrow = w <= segment.NARROW * h and cand.confidence >= segment.SURE_WHOLE
-        return w > c.split_aspect * h and not narrow
+        surely_one = w <= segment.NARROW * h and cand.confidence >= segment.SURE_WHOLE
+        return w > c.split_aspect * h and not surely_one
 
     def _segment(self, cands: list[segment.Candidate], rejected: list) -> list[segment.Candidate]:
         """Segmentation by recognition (:mod:`scratchcnn.reader.segment`): an over-wide
