@@ -82,6 +82,7 @@ def build_cases(data_dir, seed: int) -> dict[str, list[dict]]:
         SheetRow,
         TruthDigit,
         mnist_test_digits,
+        narrow_pairs,
         tight_crop,
         tight_number,
     )
@@ -174,18 +175,12 @@ def build_cases(data_dir, seed: int) -> dict[str, list[dict]]:
         image, boxes = tight_number([images[i] for i in chosen], own)
         truth = [TruthDigit(int(labels[i]), box, i) for i, box in zip(chosen, boxes, strict=True)]
         cases["numbers"].append(entry(image, truth, "".join(str(labels[i]) for i in chosen)))
-    ones, narrow = np.flatnonzero(labels == 1), np.flatnonzero(np.isin(labels, [1, 4, 7, 9]))
-
-    def narrow_pairs(generator, n_images, count):
-        """``count`` // 2 pairs of a "1" and a "1", "4", "7" or "9", either way round."""
-        chosen = []
-        for _ in range(count // 2):
-            pair = [int(generator.choice(ones)), int(generator.choice(narrow))]
-            chosen += pair if generator.random() < 0.5 else pair[::-1]
-        return tuple(chosen)
-
     own = np.random.default_rng([seed, 4])
-    cases["narrow"] = [pairs_sheet(own, 0.0, narrow_pairs) for _ in range(12)]
+
+    def narrow(generator, _n_images, count):
+        return narrow_pairs(labels, generator, count // 2)
+
+    cases["narrow"] = [pairs_sheet(own, 0.0, narrow) for _ in range(12)]
     return cases
 
 

@@ -25,6 +25,7 @@ from scratchcnn.reader.synthetic import (
     SheetRenderer,
     SheetRow,
     iou,
+    narrow_pairs,
     tight_crop,
     tight_number,
     truth_path_for,
@@ -109,17 +110,14 @@ def test_narrow_touching_pairs_are_read_as_two_digits(sheets, digit_model):
     candidates from 0.4 of their height wide are tried in parts (those under 0.75 only when the
     network doubts them as one digit). With 0.75, the old limit, most such pairs are one box."""
     rng = np.random.default_rng(12)
-    ones = np.flatnonzero(sheets.labels == 1)
-    narrow = np.flatnonzero(np.isin(sheets.labels, [1, 4, 7, 9]))
     frames = []
     for _ in range(6):
-        rows = []
-        for _ in range(4):
-            indices = []
-            for _ in range(3):
-                pair = [int(rng.choice(ones)), int(rng.choice(narrow))]
-                indices += pair if rng.random() < 0.5 else pair[::-1]
-            rows.append(SheetRow(tuple(indices), rng.uniform(45, 65), (None, 1.3) * 3, overlap=0))
+        rows = [
+            SheetRow(
+                narrow_pairs(sheets.labels, rng, 3), rng.uniform(45, 65), (None, 1.3) * 3, overlap=0
+            )
+            for _ in range(4)
+        ]
         frames.append(sheets.render(rng, rows, size=(800, 600))[:2])
     results = {}
     for name, split_aspect in (("0.75", 0.75), ("default", ReaderConfig().split_aspect)):

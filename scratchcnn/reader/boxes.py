@@ -15,6 +15,13 @@ def union_box(a: Box, b: Box) -> Box:
     return (x0, y0, x1 - x0, y1 - y0)
 
 
+def edges_touched(box: Box, size: tuple[int, int]) -> int:
+    """How many of the four edges of an image ``size`` (width, height) ``box`` touches: 0 for a
+    box inside it, 1-2 for a digit cut off (or cropped from a page), 4 for one filling it."""
+    x, y, w, h = box
+    return (x <= 0) + (y <= 0) + (x + w >= size[0]) + (y + h >= size[1])
+
+
 def _belong_together(a: Box, b: Box, merge_gap: float) -> bool:
     """Are two pieces parts of one digit?
 

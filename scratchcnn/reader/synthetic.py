@@ -448,6 +448,17 @@ def tight_number(
     return _on_plain_paper(canvas, rng), boxes
 
 
+def narrow_pairs(labels: np.ndarray, rng: np.random.Generator, pairs: int) -> tuple[int, ...]:
+    """Indices into ``labels`` for ``pairs`` pairs of a "1" and a "1", "4", "7" or "9", either way
+    round: touching, such a pair is often no wider than one wide digit."""
+    ones, narrow = np.flatnonzero(labels == 1), np.flatnonzero(np.isin(labels, [1, 4, 7, 9]))
+    chosen: list[int] = []
+    for _ in range(pairs):
+        pair = [int(rng.choice(ones)), int(rng.choice(narrow))]
+        chosen += pair if rng.random() < 0.5 else pair[::-1]
+    return tuple(chosen)
+
+
 def _ink_of(digit: np.ndarray) -> np.ndarray:
     """The MNIST ``digit``'s ink (above 60 of 255), cropped to its box, float32 in [0, 255]."""
     ys, xs = np.nonzero(digit > 60)

@@ -59,6 +59,7 @@ from scratchcnn.nn.kernels import limit_threads
 from scratchcnn.reader import segment
 from scratchcnn.reader.boxes import (
     Box,
+    edges_touched,
     joins_row,
     median,
     merge_pieces,
@@ -250,7 +251,7 @@ class DigitReader:
             if bh > max_h or bw > wide * max_h:
                 rejected.append((box, "too large"))
                 continue
-            if c.reject_border and (x <= 0 or y <= 0 or x + bw >= w or y + bh >= h):
+            if c.reject_border and edges_touched(box, (w, h)):
                 if bh >= c.min_height:
                     rejected.append((box, "cut by the edge"))
                 continue
@@ -280,7 +281,7 @@ class DigitReader:
                 reason = "too large"
             elif bw > wide * bh:
                 reason = "too wide"
-            elif c.reject_border and (x <= 0 or y <= 0 or x + bw >= w or y + bh >= h):
+            elif c.reject_border and edges_touched(box, (w, h)):
                 reason = "cut by the edge"
             else:
                 density = cv2.countNonZero(mask[y : y + bh, x : x + bw]) / float(bw * bh)
@@ -623,9 +624,9 @@ def _lone_may_win(boxes: list[Box], mask: np.ndarray, result: FrameResult) -> bo
     height, width = mask.shape
     if not boxes or any(h < 0.5 * height for _, _, _, h in boxes):
         return False
-    for x, y, w, h in boxes:
-        if (x <= 0) + (y <= 0) + (x + w >= width) + (y + h >= height) > 2:
-            if w < 0.8 * width or h < 0.8 * height or _framed(mask):
+    for box in boxes:
+        if edges_touched(box, (width, height)) > 2:
+            if box[2] < 0.8 * width or box[3] < 0.8 * height or _framed(mask):
                 return False
     return _covered([d.box for d in result.all_detections], boxes)
 
