@@ -14,7 +14,13 @@ from scratchcnn.nn.architectures import ARCHITECTURES, build_model
 from scratchcnn.nn.export import export_onnx
 from scratchcnn.nn.kernels import backend_name, limit_threads, set_backend, set_threads
 from scratchcnn.nn.layers import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, Parameter, ReLU
-from scratchcnn.nn.losses import SoftmaxCrossEntropy, log_softmax, softmax
+from scratchcnn.nn.losses import (
+    OUTLIER,
+    OutlierExposureLoss,
+    SoftmaxCrossEntropy,
+    log_softmax,
+    softmax,
+)
 from scratchcnn.nn.model import Sequential
 from scratchcnn.nn.optim import SGD, ConstantSchedule, CosineSchedule, StepSchedule
 from scratchcnn.nn.serialization import ModelFileError, load_model, save_model
@@ -34,6 +40,8 @@ __all__ = [
     "Layer",
     "MaxPool2D",
     "ModelFileError",
+    "OUTLIER",
+    "OutlierExposureLoss",
     "Parameter",
     "ReLU",
     "Sequential",

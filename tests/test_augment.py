@@ -99,3 +99,67 @@ def test_train_config_checks_the_new_augmentation_ranges():
     for field, value in (("max_shear", -0.1), ("elastic", 9.0), ("stroke_width", 1.5)):
         with pytest.raises(ValueError, match=field.replace("_", "-")):
             TrainConfig(**{field: value}).validate()
+
+
+def two_shapes(n=8):
+    """n MNIST-like images: even ones a vertical bar (a "1"), odd ones a ring (a "0")."""
+    x = np.zeros((n, 1, 28, 28), np.float32)
+    for i in range(n):
+        if i % 2:
+            cv2.ellipse(x[i, 0], (14, 14), (7, 10), 0, 0, 360, 1.0, 2)
+        else:
+            x[i, 0, 4:24, 13:16] = 1.0
+    return x
+
+
+def test_touching_pairs_are_two_images_touching_fitted_and_centered_as_mnist():
+    from scratchcnn.training.touching import touching_pairs
+
+    x = two_shapes()
+    pairs = touching_pairs(x, np.random.default_rng(0), 64)
+    assert pairs.shape == (64, 1, 28, 28) and pairs.dtype == np.float32
+    np.testing.assert_array_equal(pairs, touching_pairs(x, np.random.default_rng(0), 64))
+    for image in pairs[:, 0]:
+        ink = image > 0.5
+        rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+        width, height = cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1
+        assert 18 <= max(width, height) <= 22  # the longer side fitted into 20 pixels
+        mass = image.sum()
+        center = (
+            image.sum(axis=0) @ np.arange(28) / mass,
+            image.sum(axis=1) @ np.arange(28) / mass,
+        )
+        np.testing.assert_allclose(center, (13.5, 13.5), atol=0.6)
+        # touching: no column of paper between the two inks, at most a faint one (a 1-px gap)
+        inside = image[:, cols[0] : cols[-1] + 1].max(axis=0)
+        assert (inside < 0.1).sum() <= 1
+    assert touching_pairs(x, np.random.default_rng(0), 0).shape == (0, 1, 28, 28)
+
+
+def test_train_config_adds_touching_pairs_for_digits_only():
+    from scratchcnn.training.trainer import TOUCHING_PAIRS, TrainConfig
+
+    assert TrainConfig().touching_pairs == TOUCHING_PAIRS > 0
+    assert TrainConfig(dataset="fashion-mnist").touching_pairs == 0
+    assert TrainConfig(touching_pairs=0).touching_pairs == 0
+    with pytest.raises(ValueError, match="--touching-pairs"):
+        TrainConfig(touching_pairs=-1).validate()
+
+
+def test_an_epoch_counts_only_labelled_images(rng):
+    """Outliers are trained on, but the epoch's accuracy and loss are over the labelled
+    images."""
+    import scratchcnn as sc
+    from scratchcnn.nn.model import train_epoch
+
+    model = sc.build_model("lenet5", rng=rng)
+    x = rng.random((12, 1, 28, 28), dtype=np.float32)
+    y = np.array([1, 2, 3, 4, 5, 6, 7, 8, sc.OUTLIER, sc.OUTLIER, sc.OUTLIER, sc.OUTLIER])
+    before = [p.data.copy() for p in model.parameters()]
+    stats = train_epoch(
+        model, sc.SGD(model.parameters(), lr=0.1), [(x, y)], sc.OutlierExposureLoss()
+    )
+    assert stats.seen == 8 and stats.batch_images == 8 and 0 <= stats.correct <= 8
+    assert any(
+        not np.array_equal(a, p.data) for a, p in zip(before, model.parameters(), strict=True)
+    )

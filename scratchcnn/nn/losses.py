@@ -61,3 +61,47 @@ class SoftmaxCrossEntropy:
         return grad
 
     __call__ = forward
+
+
+OUTLIER = -1  # the label of an image that is no class (OutlierExposureLoss)
+
+
+class OutlierExposureLoss(SoftmaxCrossEntropy):
+    """Softmax cross-entropy for labelled images, plus for images labelled ``OUTLIER`` (-1) the
+    cross-entropy against the uniform distribution (the mean of -log p over the K classes)
+    times ``weight``: the network learns to be unsure of what is no class (outlier exposure,
+    Hendrycks et al. 2019). Both sums are divided by the number of labelled images, so a batch
+    without outliers gives :class:`SoftmaxCrossEntropy`'s loss and gradient exactly.
+
+    ``backward()`` returns ``(softmax - onehot) / L`` for labelled rows and ``weight * (softmax -
+    1/K) / L`` for outliers, L the labelled count.
+    """
+
+    def __init__(self, weight: float = 1.0):
+        super().__init__()
+        self.weight = float(weight)
+
+    def forward(self, logits: np.ndarray, labels: np.ndarray) -> float:
+        labels = np.asarray(labels)
+        outlier = labels == OUTLIER
+        known = _check_labels(logits[~outlier], labels[~outlier])
+        logp = log_softmax(logits)
+        count = max(len(known), 1)
+        self._cache = (logp, labels, outlier, count)
+        value = -logp[np.flatnonzero(~outlier), known].sum(dtype=np.float64)
+        value -= self.weight * logp[outlier].mean(axis=1).sum(dtype=np.float64)
+        return float(value / count)
+
+    def backward(self) -> np.ndarray:
+        if self._cache is None:
+            raise RuntimeError("OutlierExposureLoss.backward called before forward")
+        logp, labels, outlier, count = self._cache
+        self._cache = None
+        grad = np.exp(logp)
+        grad[outlier] -= 1.0 / logp.shape[1]
+        grad[outlier] *= self.weight
+        grad[np.flatnonzero(~outlier), labels[~outlier]] -= 1
+        grad /= count
+        return grad
+
+    __call__ = forward

@@ -21,7 +21,7 @@ from scratchcnn.nn.layers import (
     _positive_int,
     _WeightedLayer,
 )
-from scratchcnn.nn.losses import SoftmaxCrossEntropy, softmax
+from scratchcnn.nn.losses import OUTLIER, SoftmaxCrossEntropy, softmax
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what the kernels compute in
 
@@ -422,7 +422,9 @@ def train_epoch(
     argument); ``stats`` carries running totals on from an interrupted epoch; ``on_batch(stats)``
     runs after each batch, and the loop stops early after a batch for which ``should_stop()`` is
     true. Returns the totals; ``stats.batches`` says how many batches this call trained on. The
-    seconds counted include making each batch (e.g. augmenting it), not the callbacks.
+    seconds counted include making each batch (e.g. augmenting it), not the callbacks. Images
+    labelled ``OUTLIER`` (:class:`~scratchcnn.nn.losses.OutlierExposureLoss`) are trained on but
+    not counted as images seen: the accuracy is over the labelled ones.
     """
     loss = loss or SoftmaxCrossEntropy()
     stats = stats if stats is not None else EpochStats()
@@ -433,12 +435,13 @@ def train_epoch(
             optimizer.lr = schedule(step + stats.batches)
         value, correct = model.train_step(x, y, optimizer, loss)
         finished = time.perf_counter()
+        labelled = int(np.count_nonzero(np.asarray(y) != OUTLIER))
         stats.batches += 1
-        stats.batch_loss, stats.batch_correct, stats.batch_images = value, correct, len(y)
+        stats.batch_loss, stats.batch_correct, stats.batch_images = value, correct, labelled
         stats.batch_seconds = finished - started
-        stats.loss_sum += value * len(y)
+        stats.loss_sum += value * labelled
         stats.correct += correct
-        stats.seen += len(y)
+        stats.seen += labelled
         stats.seconds += stats.batch_seconds
         if on_batch is not None:
             on_batch(stats)

@@ -36,6 +36,7 @@ from scratchcnn.training.options import add_data_arguments, data_kwargs
 from scratchcnn.training.report import format_report, save_plots, test_report
 from scratchcnn.training.trainer import (
     SCHEDULES,
+    TOUCHING_PAIRS,
     CheckpointError,
     TrainConfig,
     Trainer,
@@ -129,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"share of images with thicker or thinner strokes (default {d.stroke_width})",
     )
     p.add_argument(
+        "--touching-pairs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="images of two touching digits added to each batch, trained as no digit: the "
+        f"reader then doubts a box holding two (default {TOUCHING_PAIRS} for mnist, else 0)",
+    )
+    p.add_argument(
         "--val-size",
         type=float,
         default=5000,
@@ -191,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv=None) -> argparse.Namespace:
     """The flags, with ``given``: the names of those the command line set explicitly."""
     args = build_parser().parse_args(argv)
+    if args.touching_pairs is None:  # as TrainConfig resolves it, so the saved run says it
+        args.touching_pairs = TOUCHING_PAIRS if args.dataset == "mnist" else 0
     explicit = build_parser()
     for action in explicit._actions:  # parse again with no defaults: what remains was given
         action.default = argparse.SUPPRESS
@@ -236,6 +247,7 @@ def resume_args(args, checkpoint: Path, meta: dict) -> argparse.Namespace:
     line must agree with the run, except a larger ``--epochs`` (extends the run) and
     ``--data-dir`` (the same verified data, found elsewhere)."""
     defaults = vars(build_parser().parse_args([]))
+    defaults["touching_pairs"] = 0  # a run saved before touching pairs existed had none
     saved = (meta.get("extra") or {}).get("run")
     config = meta.get("config")
     if not isinstance(config, dict):
