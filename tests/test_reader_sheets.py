@@ -79,16 +79,19 @@ def sheets(mnist_test_set):
 
 # -- touching digits ---------------------------------------------------------------------------
 @pytest.mark.slow
-def test_touching_pairs_are_read_as_two_digits(sheets, digit_model):
-    """Pairs whose inks touch: read as two correct digits in most cases now (88% with this
-    one-epoch LeNet-5; 86% before narrow candidates were tried in parts, 84% before a split
-    whose part reads the whole's digit had only 0.84 to beat, 72% before the split weighed its
-    parts' heights), in almost none without segmentation by recognition (the box of both is
-    read as one digit)."""
+def test_touching_pairs_are_read_as_two_digits(sheets):
+    """Pairs whose inks meet: at least 90% read as two correct digits (issue #14) by the reader
+    with the model users get, the bundled one (trained with touching pairs shown as no digit,
+    ``--touching-pairs``); almost none without segmentation by recognition (the box of both is
+    read as one digit). 93% here; before the training showed touching pairs, 87-89% on such
+    sheets (benchmarks/PROFILE.md)."""
+    from scratchcnn.pretrained import load_bundled_model
+
+    model = load_bundled_model()
     rng = np.random.default_rng(11)
     n = len(sheets.images)
     frames = []
-    for _ in range(8):
+    for _ in range(16):
         rows = [
             SheetRow(pick(rng, n, 6), rng.uniform(45, 65), (None, 1.3) * 3, overlap=0.0)
             for _ in range(4)
@@ -96,12 +99,30 @@ def test_touching_pairs_are_read_as_two_digits(sheets, digit_model):
         frames.append(sheets.render(rng, rows, size=(800, 600))[:2])
     results = {}
     for split in (True, False):
-        reader = DigitReader(digit_model, min_confidence=0.5, split=split)
+        reader = DigitReader(model, min_confidence=0.5, split=split)
         pairs, results[split] = pairs_read(reader, frames)
     print(f"touching pairs read as two correct digits: {results}")
-    assert pairs >= 80
+    assert pairs >= 160
     assert results[False] <= 0.1
-    assert results[True] >= 0.84, results  # issue #14 asks 0.9: see benchmarks/reader_cases.py
+    assert results[True] >= 0.9, results
+
+
+def test_a_network_shown_touching_pairs_as_no_digit_doubts_them(mnist_test_set, digit_model):
+    """The tests' one-epoch LeNet-5, trained as the train command trains by default (touching
+    pairs shown as no digit), reads MNIST test digits drawn touching at 0.22 on average, the
+    digits themselves at 0.97 (trained without the pairs: 0.69 and 0.98; the bundled model 0.14
+    and 0.99, 0.77 before): what segmentation by recognition weighs a split against."""
+    from scratchcnn.data import to_float_images
+    from scratchcnn.training.touching import touching_pairs
+
+    images, labels = mnist_test_set
+    digits = to_float_images(images[:2000])
+    pairs = touching_pairs(digits, np.random.default_rng(0), 500)
+    on_pairs = digit_model.predict_proba(pairs).max(axis=1)
+    on_digits = digit_model.predict_proba(digits)
+    assert on_pairs.mean() < 0.4 and np.mean(on_pairs > 0.9) < 0.05, on_pairs.mean()
+    assert on_digits.max(axis=1).mean() > 0.95
+    assert np.mean(on_digits.argmax(axis=1) == labels[:2000]) > 0.97
 
 
 @pytest.mark.slow

@@ -62,6 +62,9 @@ MIN_SPLIT_HEIGHT = 20  # pixels: shorter candidates are read whole (MNIST's digi
 NARROW = 0.75  # width / height: a candidate narrower than this (a "1" touching a "7") looks like
 # one digit, so it is tried in parts only when the network doubts it as one:
 SURE_WHOLE = 0.99  # ... read at this or more, a narrow candidate is one digit (the frame rate)
+MIN_SPLIT_SCORE = 0.3  # a split needs two readings about as sure as a detection (0.55 each):
+# the network, trained to doubt two touching digits (scratchcnn.training.touching), reads such a
+# whole at 0.1-0.3, so its confidence alone is too low a bar
 KEEPS_READING_TO_BEAT = 0.84  # what a split whose part reads the whole's digit must score: two
 # sure readings across one stroke (0.92 each), or nearly certain ones across two (0.995 each)
 CONTACT_FACTOR = 0.95  # a cut through one contact weighs a little less than a clean one (at 1.0
@@ -120,9 +123,9 @@ def score_bound(boxes: list[Box], whole_height: int) -> float:
 def to_beat(cand: Candidate) -> float:
     """The score a split of ``cand`` must exceed (:func:`parts_score` times a factor for
     crossed strokes): the whole's confidence weighed by how plausible its box is for the digit
-    it reads, never less than 0.5 (a split needs two fairly sure readings)."""
+    it reads, never less than ``MIN_SPLIT_SCORE``."""
     whole = cand.confidence * shape_plausibility(cand.box, int(cand.probabilities.argmax()))
-    return max(whole, 0.5)
+    return max(whole, MIN_SPLIT_SCORE)
 
 
 def split_to_beat(whole_to_beat: float, digit: int, parts: list[Candidate]) -> float:

@@ -642,19 +642,21 @@ def _prefer_lone(result: FrameResult, lone: FrameResult, shape) -> bool:
     tight) better than the ordinary one (``result``)? When every digit of ``lone`` is at least
     half the image's height, everything the ordinary reading found lies inside one of them, and
     each of them is sure (0.8), or holds nothing the ordinary reading found (it was too large
-    for it), or holds two or more pieces, none 0.7 as tall: a large digit whose thick strokes
-    the finer paper estimate broke apart is read, sure or not, rather than its pieces. (One
-    smaller detection inside an unsure one is a digit of its own.)"""
+    for it), or holds two or more pieces, none 0.7 as tall, or is surer than what it holds: a
+    large digit whose thick strokes the finer paper estimate broke apart is read, sure or not,
+    rather than its pieces. (One smaller detection inside a less sure one is a digit of its
+    own.)"""
     dets = lone.all_detections
     if not dets or any(d.box[3] < 0.5 * shape[0] for d in dets):
         return False
-    found = [d.box for d in result.all_detections]
-    if not _covered(found, [d.box for d in dets]):
+    found = result.all_detections
+    if not _covered([f.box for f in found], [d.box for d in dets]):
         return False
     for d in dets:
-        inside = [box for box in found if _within(box, d.box)]
-        pieces = len(inside) > 1 and all(box[3] < 0.7 * d.box[3] for box in inside)
-        if inside and not pieces and d.confidence < 0.8:
+        inside = [f for f in found if _within(f.box, d.box)]
+        pieces = len(inside) > 1 and all(f.box[3] < 0.7 * d.box[3] for f in inside)
+        surer = all(d.confidence > f.confidence for f in inside)
+        if inside and not pieces and not surer and d.confidence < 0.8:
             return False
     return True
 
