@@ -7,8 +7,8 @@ reads the parts more surely than the whole (:mod:`scratchcnn.reader.segment`). A
 has only seen single digits reads the whole of two digits as one digit just as surely, so the
 whole often wins; shown such pairs as "no digit", it doubts them.
 
-Batched: each pair is placed, fitted and centered by vectorized bilinear sampling, as
-:func:`scratchcnn.training.augment.warp_affine` does; no Python loop over images.
+Batched: each pair is placed, then fitted and centered by two matrix products per image (a
+scale and a shift act on each axis alone); no Python loop over images.
 """
 
 from __future__ import annotations
@@ -62,9 +62,13 @@ def touching_pairs(x: np.ndarray, rng: np.random.Generator, count: int) -> np.nd
 def fit_and_center(images: np.ndarray, h: int, w: int) -> np.ndarray:
     """(N, h, w) float32 of (N, sh, sw) ink images: each scaled so its ink's bounding box has a
     longer side of ``MNIST_BOX`` pixels, moved so its center of mass is at ``MNIST_CENTER``, and
-    brightened so its strongest pixel is 1. Each output pixel is the mean of 3x3 bilinear
-    samples (zeros outside) spread over the source area it covers: shrinking up to 3 times, no
-    stroke falls between samples (the area averaging MNIST's scaling did)."""
+    brightened so its strongest pixel is 1.
+
+    Each output pixel is the mean of 3x3 bilinear samples (zeros outside) spread over the source
+    area it covers: shrinking up to 3 times, no stroke falls between samples (the area averaging
+    MNIST's scaling did). A scale and a shift act on each axis alone, so the samples' weights
+    are one matrix per axis and image, and the image is ``rows @ ink @ columns.T``.
+    """
     n, sh, sw = images.shape
     ink = images > INK
     rows_on, cols_on = ink.any(axis=2), ink.any(axis=1)
@@ -79,22 +83,22 @@ def fit_and_center(images: np.ndarray, h: int, w: int) -> np.ndarray:
     # is made finite.)
     cy = np.nan_to_num((images.sum(axis=2) * np.arange(sh)).sum(axis=1) / mass)
     cx = np.nan_to_num((images.sum(axis=1) * np.arange(sw)).sum(axis=1) / mass)
-    # Where each output pixel reads its source: the center of mass maps to MNIST_CENTER.
-    out_y, out_x = np.mgrid[0:h, 0:w].astype(np.float32)
-    # Two pixels of zeros around, and coordinates clipped into them: every read outside is 0.
-    padded = np.pad(images, ((0, 0), (2, 2), (2, 2)))
-    k = np.arange(n)[:, None, None]
-    out = np.zeros((n, h, w), np.float32)
-    for dy in SUBPIXELS:  # 9 samples per pixel, not a loop over images
-        for dx in SUBPIXELS:
-            src_y = cy[:, None, None] + (out_y[None] + dy - MNIST_CENTER) / scale[:, None, None]
-            src_x = cx[:, None, None] + (out_x[None] + dx - MNIST_CENTER) / scale[:, None, None]
-            y0f, x0f = np.floor(src_y), np.floor(src_x)
-            fy, fx = src_y - y0f, src_x - x0f
-            y0 = np.clip(y0f, -2, sh).astype(np.intp) + 2
-            x0 = np.clip(x0f, -2, sw).astype(np.intp) + 2
-            top_row = padded[k, y0, x0] * (1 - fx) + padded[k, y0, x0 + 1] * fx
-            bottom_row = padded[k, y0 + 1, x0] * (1 - fx) + padded[k, y0 + 1, x0 + 1] * fx
-            out += top_row * (1 - fy) + bottom_row * fy
+    rows = sample_weights(cy, scale, h, sh)  # (N, h, sh)
+    columns = sample_weights(cx, scale, w, sw)  # (N, w, sw)
+    out = (rows @ images.astype(np.float32) @ columns.transpose(0, 2, 1)).astype(np.float32)
     peak = out.max(axis=(1, 2), keepdims=True)
     return np.minimum(out / np.maximum(peak, 1e-6), 1.0)
+
+
+def sample_weights(center: np.ndarray, scale: np.ndarray, size: int, source: int) -> np.ndarray:
+    """(N, size, source) float32: how much each output pixel of an axis takes from each source
+    pixel when the source's ``center[i]`` lands on ``MNIST_CENTER`` and it is scaled by
+    ``scale[i]``: the mean of bilinear weights at ``SUBPIXELS`` within the output pixel; source
+    positions outside the axis weigh nothing (zeros there)."""
+    at = np.arange(size)[None, :, None] + np.asarray(SUBPIXELS)[None, None, :] - MNIST_CENTER
+    position = center[:, None, None] + at / scale[:, None, None]  # (N, size, 3)
+    low = np.floor(position)
+    frac = (position - low)[..., None]
+    pixels = np.arange(source)[None, None, None, :]
+    weights = (pixels == low[..., None]) * (1 - frac) + (pixels == low[..., None] + 1) * frac
+    return weights.mean(axis=2).astype(np.float32)
