@@ -59,6 +59,12 @@ def parse_args(argv=None):
         default="bd63eb1",
         help="git commit of the reader to compare with (default bd63eb1, main before issue #14)",
     )
+    p.add_argument(
+        "--before-model",
+        type=Path,
+        help="the model the --before version reads with (default: --model): a retrained model "
+        "against the one it replaces",
+    )
     p.add_argument("--no-before", action="store_true", help="measure this checkout only")
     p.add_argument("--data-dir", type=Path, help="MNIST folder (default: as load_mnist finds it)")
     p.add_argument("--seed", type=int, default=0)
@@ -265,6 +271,8 @@ def run(args) -> dict:
 
     if not args.model.exists():
         raise CLIError(f"{args.model}: no such model (train one: python -m scratchcnn.train)")
+    if args.before_model is not None and not args.before_model.exists():
+        raise CLIError(f"--before-model {args.before_model}: no such model")
     cases = build_cases(args.data_dir, args.seed)
     results = {
         "benchmark": "reader_cases",
@@ -285,15 +293,18 @@ def run(args) -> dict:
                 paths[name].append(path)
             truth = [{k: v for k, v in item.items() if k != "image"} for item in case]
             (folder / name / "truth.json").write_text(json.dumps(truth))
-        readers = {}
+        readers = {}  # label -> (source folder, model file)
+        model = args.model.resolve()
         if not args.no_before:
-            readers[f"before ({args.before})"] = unpack_commit(args.before, Path(tmp) / "before")
+            before_model = (args.before_model or args.model).resolve()
+            source = unpack_commit(args.before, Path(tmp) / "before")
+            readers[f"before ({args.before})"] = (source, before_model)
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
         ).stdout.strip()
-        readers[f"after ({head or 'this checkout'})"] = REPO_ROOT
-        model = args.model.resolve()
-        for label, source in readers.items():
+        readers[f"after ({head or 'this checkout'})"] = (REPO_ROOT, model)
+        results["models"] = {label: str(path) for label, (_, path) in readers.items()}
+        for label, (source, model) in readers.items():
             rows, seconds = {}, 0.0
             for name, case in cases.items():
                 lines, took = read_with(source, model, paths[name], rotate=name == "sideways")
@@ -306,9 +317,14 @@ def run(args) -> dict:
 
 def table(results: dict) -> str:
     labels = list(results["readers"])
+    models = results.get("models", {})
+    if len(set(models.values())) > 1:
+        model = "; ".join(f"{label} reads with {path}" for label, path in models.items())
+    else:
+        model = f"model {results['model']}"
     head = f"{'case':>10} {'digits':>6}  " + "  ".join(f"{label[:26]:>26}" for label in labels)
     lines = [
-        f"digits read end to end (found) [spurious per 100 digits], model {results['model']}",
+        f"digits read end to end (found) [spurious per 100 digits], {model}",
         head,
         "-" * len(head),
     ]
