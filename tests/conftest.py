@@ -94,8 +94,9 @@ def rng() -> np.random.Generator:
 def digit_model_path(mnist_dir, tmp_path_factory) -> Path:
     """A digit reader trained in-process once per session, saved as a model file.
 
-    LeNet-5 for one epoch over the full training set with augmentation (about 98.3% on the MNIST
-    test set; 30 s on two idle cores). On one thread: on a busy two-core machine a second one
+    LeNet-5 for one epoch over the full training set with augmentation and touching pairs shown
+    as no digit, as the train command trains by default (98.3% on the MNIST test set; 30 s on two
+    idle cores). On one thread: on a busy two-core machine a second one
     waits for a core more than it helps.
     """
     import scratchcnn as sc

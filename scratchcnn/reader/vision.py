@@ -26,7 +26,8 @@ The steps:
    may fill the image (a cropped digit or number, its strokes maybe thicker than the paper
    estimate's kernel, its ink maybe most of the pixels); when such candidates, each at least half
    the image's height, hold everything else found, they are read too, and kept when each is
-   sure, or holds nothing else found, or only pieces of it (a thick digit broken apart).
+   sure, or holds nothing else found, or only pieces of it (a thick digit broken apart), or is
+   surer than what it holds.
 4. **MNIST normalization** of each candidate: its soft darkness (not the hard mask) inside its own
    contours, stretched so the stroke's core is 1.0, fine-pen strokes thickened to MNIST's width,
    fitted into 20x20 keeping its aspect ratio (area interpolation, as MNIST's anti-aliasing),
@@ -37,7 +38,8 @@ The steps:
    paths through its ink that cross the fewest strokes; the parts go through the network in a
    second batch, and the split is kept when they read better than the whole (each reading
    weighed by how plausible its box's width is for the digit read, each part by how nearly it
-   is as tall as the whole).
+   is as tall as the whole) and about as surely as a detection must be. A network trained with
+   touching pairs as no digit (the default training) reads such a whole unsurely.
 7. Detections in **reading order**: rows from top to bottom, left to right within a row; those
    below ``min_confidence`` are kept as *unsure*; the frame's text groups a row's digits by their
    spacing. With ``rotate`` the frame is turned first (``"auto"``: all four turns, the most
