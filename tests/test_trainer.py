@@ -172,6 +172,22 @@ def test_hand_edited_checkpoint_is_a_checkpoint_error(data, tmp_path, meta_chang
     assert str(path) in str(info.value) and message in str(info.value)
 
 
+def test_a_checkpoint_from_before_touching_pairs_resumes_without_them(data, tmp_path):
+    """A checkpoint saved before ``touching_pairs`` existed has no such setting: that run had
+    none, and resumes without them (the default would add them) to the weights it would have
+    reached."""
+    expected = train_to_end(Trainer(config(touching_pairs=0), *data))
+    trainer = Trainer(config(touching_pairs=0), *data)
+    calls = iter(range(100))
+    trainer.run_epoch(should_stop=lambda: next(calls) >= 1)
+    trainer.save_checkpoint(tmp_path / "old.ckpt.npz")
+    edit(tmp_path / "old.ckpt.npz", lambda meta: meta["config"].pop("touching_pairs"))
+    resumed = Trainer.from_checkpoint(tmp_path / "old.ckpt.npz", *data)
+    assert resumed.config.touching_pairs == 0
+    for a, b in zip(expected, train_to_end(resumed), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 # -- divergence ---------------------------------------------------------------------------------
 def test_divergence_undoes_the_batch_and_says_so(data, tmp_path):
     trainer = Trainer(config(), *data)
