@@ -19,7 +19,8 @@ Cases (all rendered from MNIST *test* digits, or from handwriting fonts, never t
 * ``fonts``: digits in the Debian handwriting fonts installed here.
 
 Every image is written as PNG and read by ``python -m scratchcnn.predict`` of each version (a git
-commit, unpacked into a temporary folder, or this checkout), the same model for both. A truth
+commit, unpacked into a temporary folder, or this checkout), the same model for both unless
+``--before-model`` gives the other version its own. A truth
 digit is *read* when a sure detection (not flagged unsure) overlaps its box with IoU >= 0.5 and
 gives its digit. Reported per case: digits, found (matched), read end to end, spurious detections
 (matching no digit) per 100 digits, and for the three cases of pairs the pairs read as two

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from scratchcnn.reader.normalize import MNIST_BOX, MNIST_CENTER
+
 INK = 0.1  # a column or row holds ink where some pixel is above this (images in [0, 1])
-MNIST_BOX = 20.0  # MNIST fitted each digit's longer side into 20 pixels ...
-MNIST_CENTER = 13.5  # ... and put its center of mass at the middle of 28x28
 SUBPIXELS = (-1 / 3, 0.0, 1 / 3)  # where in an output pixel its samples are taken, per axis
 
 

@@ -35,6 +35,7 @@ from scratchcnn.nn.serialization import save_model
 from scratchcnn.training.options import add_data_arguments, data_kwargs
 from scratchcnn.training.report import format_report, save_plots, test_report
 from scratchcnn.training.trainer import (
+    ADDED_SINCE,
     SCHEDULES,
     TOUCHING_PAIRS,
     CheckpointError,
@@ -42,6 +43,7 @@ from scratchcnn.training.trainer import (
     Trainer,
     TrainingDiverged,
     at_chance,
+    default_touching_pairs,
 )
 
 PROG = "python -m scratchcnn.train"
@@ -201,7 +203,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     """The flags, with ``given``: the names of those the command line set explicitly."""
     args = build_parser().parse_args(argv)
     if args.touching_pairs is None:  # as TrainConfig resolves it, so the saved run says it
-        args.touching_pairs = TOUCHING_PAIRS if args.dataset == "mnist" else 0
+        args.touching_pairs = default_touching_pairs(args.dataset)
     explicit = build_parser()
     for action in explicit._actions:  # parse again with no defaults: what remains was given
         action.default = argparse.SUPPRESS
@@ -247,7 +249,7 @@ def resume_args(args, checkpoint: Path, meta: dict) -> argparse.Namespace:
     line must agree with the run, except a larger ``--epochs`` (extends the run) and
     ``--data-dir`` (the same verified data, found elsewhere)."""
     defaults = vars(build_parser().parse_args([]))
-    defaults["touching_pairs"] = 0  # a run saved before touching pairs existed had none
+    defaults.update(ADDED_SINCE)  # a run saved before a setting existed ran without it
     saved = (meta.get("extra") or {}).get("run")
     config = meta.get("config")
     if not isinstance(config, dict):
